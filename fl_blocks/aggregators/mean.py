@@ -1,0 +1,100 @@
+"""`MeanFactory`: the weighted mean over clients, as TFF computes it.
+
+Each client's value is multiplied by its weight, values and weights are summed
+by the inner sum processes, and the server divides. A zero total weight gives
+NaN (0 with ``no_nan_division=True``), which the finalizer then rejects.
+
+>>> import numpy as np
+>>> from fl_blocks.specs import TensorSpec
+>>> process = MeanFactory().create(TensorSpec((1,), "float32"), TensorSpec((), "float32"))
+>>> values = [np.array([1.0], np.float32), np.array([4.0], np.float32)]
+>>> output = process.next(process.initialize(), values, [np.float32(2), np.float32(1)])
+>>> output.result, dict(output.measurements)
+(array([2.], dtype=float32), {'mean_value': (), 'mean_weight': ()})
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+import optree
+
+from fl_blocks.aggregators.sum_factory import SumFactory
+from fl_blocks.placements import StackedClients, stack_client_values
+from fl_blocks.specs import TensorSpec
+from fl_blocks.templates.aggregation_process import AggregationProcess
+from fl_blocks.templates.measured_process import MeasuredProcessOutput
+
+__all__ = ["MeanFactory", "client_weights_array"]
+
+
+def client_weights_array(weights: Sequence, dtype: Any = np.float32) -> np.ndarray:
+    """Returns CLIENTS weights as a 1-D array; rejects an empty or negative one."""
+    array = np.asarray(weights.stacked if isinstance(weights, StackedClients) else weights, dtype=dtype)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"expected one scalar weight per client, got weights of shape {array.shape}")
+    if np.any(array < 0):
+        bad = int(np.flatnonzero(array < 0)[0])
+        raise ValueError(f"client {bad} has negative weight {array[bad]}; weights must be >= 0")
+    return array
+
+
+def _divide(total: np.ndarray, weight: np.ndarray, no_nan: bool) -> np.ndarray:
+    weight = weight.astype(total.dtype)
+    if no_nan and weight == 0:
+        return np.zeros_like(total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return total / weight
+
+
+class MeanFactory:
+    """Builds a weighted-mean `AggregationProcess` (TFF's ``tff.aggregators.MeanFactory``).
+
+    State is ``OrderedDict(value_sum_process, weight_sum_process)``;
+    measurements are ``OrderedDict(mean_value, mean_weight)``, the inner sum
+    processes' measurements.
+    """
+
+    def __init__(
+        self,
+        value_sum_factory: Optional[SumFactory] = None,
+        weight_sum_factory: Optional[SumFactory] = None,
+        no_nan_division: bool = False,
+    ) -> None:
+        self._value_sum_factory = value_sum_factory
+        self._weight_sum_factory = weight_sum_factory
+        self._no_nan_division = no_nan_division
+
+    def create(self, value_spec: Any, weight_spec: Any = TensorSpec((), "float32")) -> AggregationProcess:
+        """Returns the weighted-mean process for values of `value_spec`."""
+        fused = self._value_sum_factory is None and self._weight_sum_factory is None
+        value_sum = (self._value_sum_factory or SumFactory()).create(value_spec)
+        weight_sum = (self._weight_sum_factory or SumFactory()).create(weight_spec)
+        no_nan = self._no_nan_division
+
+        def initialize_fn() -> collections.OrderedDict:
+            return collections.OrderedDict(value_sum_process=value_sum.initialize(), weight_sum_process=weight_sum.initialize())
+
+        def next_fn(state: collections.OrderedDict, value: Sequence, weight: Sequence) -> MeasuredProcessOutput:
+            weights = client_weights_array(weight)
+            stacked = stack_client_values(value)
+            if fused:
+                value_state, weight_state = state["value_sum_process"], state["weight_sum_process"]
+                value_measurements = weight_measurements = ()
+                total = optree.tree_map(lambda leaf: np.tensordot(weights.astype(leaf.dtype), leaf, axes=1), stacked)
+                total_weight = weights.sum(dtype=weights.dtype)
+            else:
+                weighted = optree.tree_map(
+                    lambda leaf: leaf * weights.astype(leaf.dtype).reshape((-1,) + (1,) * (leaf.ndim - 1)), stacked
+                )
+                value_state, total, value_measurements = value_sum.next(state["value_sum_process"], StackedClients(weighted))
+                weight_state, total_weight, weight_measurements = weight_sum.next(state["weight_sum_process"], StackedClients(weights))
+            mean = optree.tree_map(lambda leaf: _divide(leaf, np.asarray(total_weight), no_nan), total)
+            new_state = collections.OrderedDict(value_sum_process=value_state, weight_sum_process=weight_state)
+            measurements = collections.OrderedDict(mean_value=value_measurements, mean_weight=weight_measurements)
+            return MeasuredProcessOutput(new_state, mean, measurements)
+
+        return AggregationProcess(initialize_fn, next_fn, value_spec=value_spec, weight_spec=weight_spec)

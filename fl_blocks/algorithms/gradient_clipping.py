@@ -1,0 +1,122 @@
+"""The tutorial's algorithm: FedAvg whose clients clip each gradient's global norm.
+
+Client work, per client, exactly as in TFF's *Composing Learning Algorithms*::
+
+    w = server weights
+    for (x, y) in client dataset:
+        g = grad loss(w; x, y)
+        n = global_norm(g)
+        if n > clip_norm: g = g * (clip_norm / n)
+        w = optimizer.next(w, g)
+    update = server weights - w;  update_weight = number of examples
+
+>>> from fl_blocks.models import SoftmaxRegression
+>>> from fl_blocks.optimizers import build_sgdm
+>>> process = build_fed_avg_with_clipping(
+...     lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), clip_norm=1.0)
+>>> state = process.initialize()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+
+from fl_blocks.aggregators.mean import MeanFactory
+from fl_blocks.models.model import Model
+from fl_blocks.models.model_weights import ModelWeights
+from fl_blocks.optimizers.optimizer import Optimizer
+from fl_blocks.specs import TensorSpec, spec_of
+from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
+from fl_blocks.templates.composers import compose_learning_process
+from fl_blocks.templates.distributors import build_broadcast_process
+from fl_blocks.templates.finalizers import build_apply_optimizer_finalizer
+from fl_blocks.templates.learning_process import LearningProcess
+from fl_blocks.templates.measured_process import MeasuredProcessOutput
+
+__all__ = ["build_fed_avg_with_clipping", "build_gradient_clipping_client_work", "clip_by_global_norm", "global_norm", "iterate_batches"]
+
+
+def global_norm(tensors: Sequence[np.ndarray]) -> Any:
+    """``sqrt(sum of squares)`` over all arrays, in their dtype (``tf.linalg.global_norm``)."""
+    return np.sqrt(sum(np.vdot(t, t) for t in tensors))
+
+
+def clip_by_global_norm(tensors: Sequence[np.ndarray], clip_norm: float) -> list[np.ndarray]:
+    """Scales `tensors` by ``clip_norm / n`` when their global norm ``n`` exceeds `clip_norm`."""
+    norm = global_norm(tensors)
+    if norm > clip_norm:
+        scale = np.asarray(clip_norm, norm.dtype) / norm
+        return [t * scale for t in tensors]
+    return list(tensors)
+
+
+def iterate_batches(model: Model, dataset: Any, client_index: int):
+    """Yields checked ``(x, y)`` batches; a bad batch raises naming the client and batch."""
+    for batch_index, batch in enumerate(dataset):
+        try:
+            x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
+            yield model.check_batch(x, y)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"client {client_index}, batch {batch_index}: {error}") from None
+
+
+def _check_optimizer(optimizer: Any, name: str) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{name} must be an fl_blocks Optimizer such as build_sgdm(0.01), got {type(optimizer).__name__}")
+    return optimizer
+
+
+def build_gradient_clipping_client_work(
+    model_fn: Callable[[], Model], optimizer: Optimizer, clip_norm: float = 1.0
+) -> ClientWorkProcess:
+    """Client work that trains one epoch with per-batch global-norm gradient clipping.
+
+    State and measurements are ``()``; each client's result is
+    ``ClientResult(update=initial - trained, update_weight=num_examples)``.
+    """
+    _check_optimizer(optimizer, "optimizer")
+    if not clip_norm > 0:
+        raise ValueError(f"clip_norm must be > 0, got {clip_norm!r}")
+    model = model_fn()
+    weights_spec = spec_of(model.initial_weights())
+
+    def train_client(weights: ModelWeights, dataset: Any, client_index: int) -> ClientResult:
+        initial = list(weights.trainable)
+        trainable = initial
+        opt_state = optimizer.initialize(weights_spec.trainable)
+        num_examples = 0
+        for x, y in iterate_batches(model, dataset, client_index):
+            _, grads = model.loss_and_gradients(trainable, x, y)
+            opt_state, trainable = optimizer.next(opt_state, trainable, clip_by_global_norm(grads, clip_norm))
+            num_examples += y.shape[0]
+        update = [a - b for a, b in zip(initial, trainable)]
+        return ClientResult(update=update, update_weight=np.float32(num_examples))
+
+    def initialize_fn() -> tuple:
+        return ()
+
+    def next_fn(state: tuple, weights: Sequence, client_data: Sequence) -> MeasuredProcessOutput:
+        results = [train_client(weights[i], dataset, i) for i, dataset in enumerate(client_data)]
+        return MeasuredProcessOutput(state, results, ())
+
+    return ClientWorkProcess(initialize_fn, next_fn, weights_spec=weights_spec, update_spec=weights_spec.trainable)
+
+
+def build_fed_avg_with_clipping(
+    model_fn: Callable[[], Model],
+    client_optimizer_fn: Optimizer,
+    server_optimizer_fn: Optimizer,
+    clip_norm: float = 1.0,
+) -> LearningProcess:
+    """The tutorial's FedAvg with client gradient clipping, composed from the four blocks."""
+    _check_optimizer(server_optimizer_fn, "server_optimizer_fn")
+    initial_model_weights_fn = model_fn().initial_weights
+    weights_spec = spec_of(initial_model_weights_fn())
+    distributor = build_broadcast_process(weights_spec)
+    client_work = build_gradient_clipping_client_work(model_fn, client_optimizer_fn, clip_norm)
+    aggregator = MeanFactory().create(client_work.update_spec, TensorSpec((), "float32"))
+    finalizer = build_apply_optimizer_finalizer(server_optimizer_fn, weights_spec)
+    return compose_learning_process(initial_model_weights_fn, distributor, client_work, aggregator, finalizer)

@@ -1,0 +1,37 @@
+"""The model protocol: what client work needs from a model.
+
+A model holds no weights. It says how to make initial weights, what a batch
+looks like, and computes the loss, its gradients and metrics for given
+trainable weights. Every method broadcasts over a leading client axis: with a
+kernel of shape ``(C, D, K)`` and ``x`` of shape ``(C, B, D)`` it computes
+``C`` clients at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from fl_blocks.models.model_weights import ModelWeights
+
+__all__ = ["Model"]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What `fl_blocks` client work and evaluation call on a model."""
+
+    input_spec: Any
+
+    def initial_weights(self) -> ModelWeights:
+        """Returns freshly initialized weights."""
+
+    def check_batch(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Returns ``(x, labels)`` for a valid batch; raises a clear error otherwise."""
+
+    def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """Returns the mean batch loss and its gradients w.r.t. `trainable`."""
+
+    def batch_metrics(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
+        """Returns ``(loss_sum, num_correct, num_examples)`` for a batch."""

@@ -1,0 +1,71 @@
+"""TFF's functional optimizer protocol.
+
+``initialize(specs) -> state`` and ``next(state, weights, gradients) ->
+(state, weights)``, both pure: new arrays are returned, inputs are untouched.
+State is an ``OrderedDict`` keyed as in TFF (``learning_rate``, ...).
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+from typing import Any, Iterable
+
+import numpy as np
+import optree
+
+__all__ = ["Optimizer", "State", "LEARNING_RATE_KEY", "check_weights_gradients_match", "check_learning_rate"]
+
+State = collections.OrderedDict
+LEARNING_RATE_KEY = "learning_rate"
+
+
+class Optimizer(abc.ABC):
+    """Base class of functional optimizers (TFF's ``tff.learning.optimizers.Optimizer``)."""
+
+    _hparams_keys: tuple[str, ...] = (LEARNING_RATE_KEY,)
+
+    @abc.abstractmethod
+    def initialize(self, specs: Any) -> State:
+        """Returns the initial state for weights of the given spec tree."""
+
+    @abc.abstractmethod
+    def next(self, state: State, weights: Any, gradients: Any) -> tuple[State, Any]:
+        """Returns ``(new_state, new_weights)`` after one step along `gradients`."""
+
+    def get_hparams(self, state: State) -> State:
+        """Returns the hyperparameters held in `state`."""
+        return collections.OrderedDict((k, state[k]) for k in self._hparams_keys if k in state)
+
+    def set_hparams(self, state: State, hparams: Any) -> State:
+        """Returns a copy of `state` with the given hyperparameters replaced."""
+        unknown = sorted(set(hparams) - set(state))
+        if unknown:
+            raise KeyError(f"{type(self).__name__} state has no hyperparameter(s) {unknown}; it has {list(state)}")
+        new_state = collections.OrderedDict(state)
+        new_state.update(hparams)
+        return new_state
+
+
+def check_learning_rate(learning_rate: float) -> None:
+    """Rejects a negative or non-finite learning rate."""
+    if not np.isfinite(learning_rate) or learning_rate < 0:
+        raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
+
+
+def check_weights_gradients_match(weights: Any, gradients: Any) -> None:
+    """Raises a clear error when weights and gradients differ in structure or shape."""
+    w_leaves, w_def = optree.tree_flatten(weights)
+    g_leaves, g_def = optree.tree_flatten(gradients)
+    if w_def != g_def:
+        raise ValueError(f"gradients are structured as {g_def}, but weights as {w_def}")
+    for i, (w, g) in enumerate(zip(w_leaves, g_leaves)):
+        if np.shape(w) != np.shape(g):
+            raise ValueError(f"leaf {i}: gradient shape {np.shape(g)} does not match weight shape {np.shape(w)}")
+
+
+def cast_like(value: float, arrays: Iterable[np.ndarray]) -> Any:
+    """Returns `value` as a scalar of the first array's dtype (float32 by default)."""
+    for array in arrays:
+        return np.asarray(value, dtype=array.dtype)
+    return np.float32(value)

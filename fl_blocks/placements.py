@@ -1,0 +1,88 @@
+"""How values live at the server and at the clients.
+
+A SERVER value is a plain value. A CLIENTS value is a sequence with one entry
+per client: a list, a `StackedClients` (one tree whose leaves carry a leading
+client axis, as a vectorized client work produces), or an `AllEqual` (the same
+value at every client, as a broadcast produces).
+
+>>> import numpy as np
+>>> clients = StackedClients(np.arange(6.0).reshape(3, 2))
+>>> len(clients), clients[1]
+(3, array([2., 3.]))
+>>> AllEqual("w")[7]
+'w'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import optree
+
+__all__ = ["AllEqual", "StackedClients", "stack_client_values", "num_clients"]
+
+T = TypeVar("T")
+
+
+class AllEqual(Generic[T]):
+    """A CLIENTS value equal to `value` at every client (TFF's ``all_equal``)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __getitem__(self, index: int) -> T:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"AllEqual({self.value!r})"
+
+
+class StackedClients(Sequence):
+    """A CLIENTS value stored as one tree with a leading client axis on each leaf."""
+
+    __slots__ = ("stacked", "_n")
+
+    def __init__(self, stacked: Any) -> None:
+        leaves = optree.tree_leaves(stacked)
+        if not leaves:
+            raise ValueError("StackedClients needs at least one array leaf to count clients.")
+        sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+        if len(sizes) != 1 or None in sizes:
+            raise ValueError(
+                f"every leaf of a StackedClients value needs the same leading client axis, got sizes {sorted(map(str, sizes))}"
+            )
+        self.stacked = stacked
+        self._n = int(sizes.pop())
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return StackedClients(optree.tree_map(lambda leaf: leaf[index], self.stacked))
+        if not -self._n <= index < self._n:
+            raise IndexError(f"client index {index} out of range for {self._n} clients")
+        return optree.tree_map(lambda leaf: leaf[index], self.stacked)
+
+    def __repr__(self) -> str:
+        return f"StackedClients(<{self._n} clients>)"
+
+
+def num_clients(values: Sequence) -> int:
+    """Number of clients in a CLIENTS value (an `AllEqual` has no count)."""
+    if isinstance(values, AllEqual):
+        raise TypeError("an AllEqual CLIENTS value has no client count; pair it with client data")
+    return len(values)
+
+
+def stack_client_values(values: Sequence) -> Any:
+    """Returns the tree of a CLIENTS value with a leading client axis on each leaf."""
+    if isinstance(values, StackedClients):
+        return values.stacked
+    if len(values) == 0:
+        raise ValueError("cannot stack an empty CLIENTS value: there are no clients")
+    return optree.tree_map(lambda *leaves: np.stack(leaves), values[0], *values[1:])

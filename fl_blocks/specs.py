@@ -1,0 +1,83 @@
+"""Light value specs: the shape, dtype and nested structure of a value.
+
+A `TensorSpec` describes one array leaf; a spec tree mirrors a value's nested
+structure (lists, tuples, NamedTuples, dicts) with `TensorSpec` leaves. Blocks
+carry spec trees so `compose_learning_process` can check that they fit before
+anything runs, and name the offending block and leaf when they don't.
+
+>>> import numpy as np
+>>> spec_of([np.zeros((784, 10), np.float32), np.zeros(10, np.float32)])
+[TensorSpec(shape=(784, 10), dtype='float32'), TensorSpec(shape=(10,), dtype='float32')]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import optree
+
+__all__ = ["TensorSpec", "SpecMismatchError", "spec_of", "zeros_like_spec", "check_same_spec", "leaf_paths"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """Shape and dtype of one array leaf, e.g. ``float32[784,10]``."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+    @classmethod
+    def from_array(cls, value: Any) -> "TensorSpec":
+        array = np.asarray(value)
+        return cls(array.shape, array.dtype.name)
+
+
+class SpecMismatchError(TypeError):
+    """Two blocks (or a block and a value) disagree on a value's spec."""
+
+
+def spec_of(tree: Any) -> Any:
+    """Returns the spec tree of a nested value of arrays."""
+    return optree.tree_map(TensorSpec.from_array, tree)
+
+
+def zeros_like_spec(spec_tree: Any) -> Any:
+    """Returns a tree of new zero arrays with the given specs."""
+    return optree.tree_map(lambda s: np.zeros(s.shape, s.dtype), spec_tree)
+
+
+def leaf_paths(tree: Any) -> list[str]:
+    """Readable paths of a tree's leaves, e.g. ``trainable[0]``."""
+    accessors, _, _ = optree.tree_flatten_with_accessor(tree)
+    return [a.codify("").lstrip(".") or "<root>" for a in accessors]
+
+
+def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str) -> None:
+    """Raises `SpecMismatchError` naming the first leaf where two spec trees differ.
+
+    `consumer` names the block that expects `expected`; `producer` the block
+    (or value) that gives `actual`.
+    """
+    exp_struct = optree.tree_structure(expected)
+    act_struct = optree.tree_structure(actual)
+    if exp_struct != act_struct:
+        raise SpecMismatchError(
+            f"{consumer} expects a value structured as {exp_struct}, "
+            f"{producer} produces {act_struct}. Build both blocks from the same "
+            "model weights spec."
+        )
+    paths = leaf_paths(expected)
+    for path, exp, act in zip(paths, optree.tree_leaves(expected), optree.tree_leaves(actual)):
+        if exp != act:
+            raise SpecMismatchError(
+                f"{consumer} expects {exp} at {path}, {producer} produces {act}."
+            )
