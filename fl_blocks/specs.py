@@ -61,11 +61,11 @@ def leaf_paths(tree: Any) -> list[str]:
     return [a.codify("").lstrip(".") or "<root>" for a in accessors]
 
 
-def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str) -> None:
+def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str, prefix: str = "") -> None:
     """Raises `SpecMismatchError` naming the first leaf where two spec trees differ.
 
     `consumer` names the block that expects `expected`; `producer` the block
-    (or value) that gives `actual`.
+    (or value) that gives `actual`; `prefix` is prepended to leaf paths.
     """
     exp_struct = optree.tree_structure(expected)
     act_struct = optree.tree_structure(actual)
@@ -75,7 +75,7 @@ def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str)
             f"{producer} produces {act_struct}. Build both blocks from the same "
             "model weights spec."
         )
-    paths = leaf_paths(expected)
+    paths = [prefix + p if p.startswith("[") or not prefix else f"{prefix}.{p}" for p in leaf_paths(expected)]
     for path, exp, act in zip(paths, optree.tree_leaves(expected), optree.tree_leaves(actual)):
         if exp != act:
             raise SpecMismatchError(

@@ -79,7 +79,7 @@ class MeanFactory:
             return collections.OrderedDict(value_sum_process=value_sum.initialize(), weight_sum_process=weight_sum.initialize())
 
         def next_fn(state: collections.OrderedDict, value: Sequence, weight: Sequence) -> MeasuredProcessOutput:
-            weights = client_weights_array(weight)
+            weights = client_weights_array(weight, weight_spec.dtype)
             stacked = stack_client_values(value)
             if fused:
                 value_state, weight_state = state["value_sum_process"], state["weight_sum_process"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from fl_blocks.models.model_weights import ModelWeights
 
-__all__ = ["Model"]
+__all__ = ["Model", "evaluate"]
 
 
 @runtime_checkable
@@ -35,3 +35,17 @@ class Model(Protocol):
 
     def batch_metrics(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
         """Returns ``(loss_sum, num_correct, num_examples)`` for a batch."""
+
+
+def evaluate(model: Model, trainable: Any, batches: Any) -> tuple[float, float, int]:
+    """Returns ``(mean loss, accuracy, num_examples)`` of `trainable` over `batches` of ``(x, y)``."""
+    loss_sum = correct = count = 0
+    for x, y in batches:
+        x, y = model.check_batch(x, y)
+        batch_loss, batch_correct, batch_count = model.batch_metrics(trainable, x, y)
+        loss_sum += float(batch_loss)
+        correct += int(batch_correct)
+        count += int(batch_count)
+    if count == 0:
+        return float("nan"), float("nan"), 0
+    return loss_sum / count, correct / count, count

@@ -60,8 +60,8 @@ def compose_learning_process(
     weights_spec = spec_of(initial_model_weights_fn())
     check_same_spec(model_weights_distributor.value_spec, weights_spec, consumer="distributor", producer="initial_model_weights_fn")
     check_same_spec(client_work.weights_spec, model_weights_distributor.value_spec, consumer="client work", producer="distributor")
-    check_same_spec(model_update_aggregator.value_spec, client_work.update_spec, consumer="aggregator", producer="client work")
-    check_same_spec(model_finalizer.update_spec, model_update_aggregator.value_spec, consumer="finalizer", producer="aggregator")
+    check_same_spec(model_update_aggregator.value_spec, client_work.update_spec, consumer="aggregator", producer="client work", prefix="trainable")
+    check_same_spec(model_finalizer.update_spec, model_update_aggregator.value_spec, consumer="finalizer", producer="aggregator", prefix="trainable")
     check_same_spec(model_finalizer.weights_spec, weights_spec, consumer="finalizer", producer="initial_model_weights_fn")
     weighted = model_update_aggregator.is_weighted
 
