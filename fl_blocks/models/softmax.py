@@ -81,24 +81,26 @@ class SoftmaxRegression:
         kernel, bias = trainable
         return np.matmul(x, kernel) + bias[..., None, :]
 
-    def _log_softmax(self, logits: np.ndarray) -> np.ndarray:
+    def _softmax_parts(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns ``(exp(z - max z), sum of those, one-hot mask of y)``, the pieces of a stable softmax."""
+        logits = self.logits(trainable, x)
         shifted = logits - logits.max(axis=-1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        exps = np.exp(shifted)
+        onehot = y[..., None] == np.arange(self.num_classes)
+        return shifted, exps, onehot
 
     def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list]:
         """Mean cross-entropy over the batch and its closed-form gradients ``[dkernel, dbias]``."""
-        log_p = self._log_softmax(self.logits(trainable, x))
-        picked = np.take_along_axis(log_p, y[..., None], axis=-1)[..., 0]
-        batch = x.shape[-2]
-        loss = -picked.mean(axis=-1)
-        dlogits = np.exp(log_p)
-        np.put_along_axis(dlogits, y[..., None], np.take_along_axis(dlogits, y[..., None], axis=-1) - 1, axis=-1)
-        dlogits /= np.asarray(batch, dlogits.dtype)
+        shifted, exps, onehot = self._softmax_parts(trainable, x, y)
+        totals = exps.sum(axis=-1, keepdims=True)
+        batch = np.asarray(x.shape[-2], exps.dtype)
+        loss = (np.log(totals[..., 0]) - (shifted * onehot).sum(axis=-1)).mean(axis=-1)
+        dlogits = (exps / totals - onehot) / batch
         return loss, [np.matmul(np.swapaxes(x, -1, -2), dlogits), dlogits.sum(axis=-2)]
 
     def batch_metrics(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, int]:
         """Returns ``(loss_sum, num_correct, num_examples)`` for one batch."""
-        log_p = self._log_softmax(self.logits(trainable, x))
-        loss_sum = -np.take_along_axis(log_p, y[..., None], axis=-1)[..., 0].sum(axis=-1)
-        correct = (log_p.argmax(axis=-1) == y).sum(axis=-1)
+        shifted, exps, onehot = self._softmax_parts(trainable, x, y)
+        loss_sum = (np.log(exps.sum(axis=-1)) - (shifted * onehot).sum(axis=-1)).sum(axis=-1)
+        correct = (shifted.argmax(axis=-1) == y).sum(axis=-1)
         return loss_sum, correct, x.shape[-2]
