@@ -21,7 +21,9 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import optree
 
-__all__ = ["AllEqual", "StackedClients", "stack_client_values", "num_clients"]
+from fl_blocks.specs import leading_dim
+
+__all__ = ["AllEqual", "StackedClients", "stack_client_values"]
 
 T = TypeVar("T")
 
@@ -47,16 +49,11 @@ class StackedClients(Sequence):
     __slots__ = ("stacked", "_n")
 
     def __init__(self, stacked: Any) -> None:
-        leaves = optree.tree_leaves(stacked)
-        if not leaves:
-            raise ValueError("StackedClients needs at least one array leaf to count clients.")
-        sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
-        if len(sizes) != 1 or None in sizes:
-            raise ValueError(
-                f"every leaf of a StackedClients value needs the same leading client axis, got sizes {sorted(map(str, sizes))}"
-            )
+        try:
+            self._n = leading_dim(stacked)
+        except ValueError as error:
+            raise ValueError(f"a StackedClients value needs a leading client axis on every leaf: {error}") from None
         self.stacked = stacked
-        self._n = int(sizes.pop())
 
     def __len__(self) -> int:
         return self._n
@@ -70,13 +67,6 @@ class StackedClients(Sequence):
 
     def __repr__(self) -> str:
         return f"StackedClients(<{self._n} clients>)"
-
-
-def num_clients(values: Sequence) -> int:
-    """Number of clients in a CLIENTS value (an `AllEqual` has no count)."""
-    if isinstance(values, AllEqual):
-        raise TypeError("an AllEqual CLIENTS value has no client count; pair it with client data")
-    return len(values)
 
 
 def stack_client_values(values: Sequence) -> Any:

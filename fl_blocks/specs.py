@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import optree
 
-__all__ = ["TensorSpec", "SpecMismatchError", "spec_of", "zeros_like_spec", "check_same_spec", "leaf_paths"]
+__all__ = ["TensorSpec", "SpecMismatchError", "spec_of", "zeros_like_spec", "check_same_spec", "leaf_paths", "leading_dim"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,17 @@ def spec_of(tree: Any) -> Any:
 def zeros_like_spec(spec_tree: Any) -> Any:
     """Returns a tree of new zero arrays with the given specs."""
     return optree.tree_map(lambda s: np.zeros(s.shape, s.dtype), spec_tree)
+
+
+def leading_dim(tree: Any) -> int:
+    """The size of the leading axis shared by every leaf; raises `ValueError` otherwise."""
+    leaves = optree.tree_leaves(tree)
+    if not leaves:
+        raise ValueError("need at least one array leaf")
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else -1 for leaf in leaves}
+    if len(sizes) != 1 or -1 in sizes:
+        raise ValueError(f"every leaf needs the same leading dimension, got sizes {sorted(sizes)}")
+    return int(sizes.pop())
 
 
 def leaf_paths(tree: Any) -> list[str]:

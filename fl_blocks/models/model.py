@@ -39,7 +39,8 @@ class Model(Protocol):
 
 def evaluate(model: Model, trainable: Any, batches: Any) -> tuple[float, float, int]:
     """Returns ``(mean loss, accuracy, num_examples)`` of `trainable` over `batches` of ``(x, y)``."""
-    loss_sum = correct = count = 0
+    loss_sum = 0.0
+    correct = count = 0
     for x, y in batches:
         x, y = model.check_batch(x, y)
         batch_loss, batch_correct, batch_count = model.batch_metrics(trainable, x, y)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import collections
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import optree
@@ -63,9 +63,3 @@ def check_weights_gradients_match(weights: Any, gradients: Any) -> None:
         if np.shape(w) != np.shape(g):
             raise ValueError(f"leaf {i}: gradient shape {np.shape(g)} does not match weight shape {np.shape(w)}")
 
-
-def cast_like(value: float, arrays: Iterable[np.ndarray]) -> Any:
-    """Returns `value` as a scalar of the first array's dtype (float32 by default)."""
-    for array in arrays:
-        return np.asarray(value, dtype=array.dtype)
-    return np.float32(value)

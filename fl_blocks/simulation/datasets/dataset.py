@@ -18,17 +18,16 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import optree
 
+from fl_blocks.specs import leading_dim
+
 __all__ = ["Dataset"]
 
 
-def _num_rows(tensors: Any) -> int:
-    leaves = optree.tree_leaves(tensors)
-    if not leaves:
-        raise ValueError("from_tensor_slices needs at least one array")
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"all arrays need the same leading dimension, got sizes {sorted(map(str, sizes))}")
-    return int(sizes.pop())
+def _rows(tensors: Any) -> int:
+    try:
+        return leading_dim(tensors)
+    except ValueError as error:
+        raise ValueError(f"from_tensor_slices: {error}") from None
 
 
 class Dataset:
@@ -44,7 +43,7 @@ class Dataset:
     def from_tensor_slices(cls, tensors: Any) -> "Dataset":
         """One element per row of `tensors` (a dict, tuple or array of equal-length arrays)."""
         tensors = optree.tree_map(np.asarray, tensors)
-        num = _num_rows(tensors)
+        num = _rows(tensors)
         return cls(lambda: (optree.tree_map(lambda a: a[i], tensors) for i in range(num)), slices=tensors)
 
     def __iter__(self) -> Iterator[Any]:
@@ -55,7 +54,7 @@ class Dataset:
         """Number of elements when known without iterating, else ``None``."""
         if self._slices is None:
             return None
-        rows = _num_rows(self._slices)
+        rows = _rows(self._slices)
         if self._batch_size is None:
             return rows
         full, rest = divmod(rows, self._batch_size)
@@ -68,7 +67,7 @@ class Dataset:
         batch_size = int(batch_size)
         if self._slices is not None and self._batch_size is None:
             tensors = self._slices
-            num = _num_rows(tensors)
+            num = _rows(tensors)
             stop = num - num % batch_size if drop_remainder else num
 
             def sliced() -> Iterator[Any]:
