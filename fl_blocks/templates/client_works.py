@@ -13,10 +13,10 @@ carry a leading client axis.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from fl_blocks.placements import StackedClients
-from fl_blocks.templates.measured_process import HparamsMixin, MeasuredProcess
+from fl_blocks.templates.measured_process import WeightsUpdateProcess
 
 __all__ = ["ClientResult", "ClientWorkProcess", "unzip_client_results"]
 
@@ -28,7 +28,7 @@ class ClientResult(NamedTuple):
     update_weight: Any
 
 
-class ClientWorkProcess(HparamsMixin, MeasuredProcess):
+class ClientWorkProcess(WeightsUpdateProcess):
     """Local work at the clients.
 
     ``next(state, weights, client_data) -> MeasuredProcessOutput(state,
@@ -37,22 +37,6 @@ class ClientWorkProcess(HparamsMixin, MeasuredProcess):
     """
 
     role = "client work"
-
-    def __init__(
-        self,
-        initialize_fn: Callable[[], Any],
-        next_fn: Callable[..., Any],
-        *,
-        weights_spec: Any,
-        update_spec: Any,
-        get_hparams_fn: Optional[Callable[[Any], Any]] = None,
-        set_hparams_fn: Optional[Callable[[Any, Any], Any]] = None,
-    ) -> None:
-        super().__init__(initialize_fn, next_fn)
-        self.weights_spec = weights_spec
-        self.update_spec = update_spec
-        self._get_hparams_fn = get_hparams_fn
-        self._set_hparams_fn = set_hparams_fn
 
 
 def unzip_client_results(results: Sequence) -> tuple[Sequence, Sequence]:

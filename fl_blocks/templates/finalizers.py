@@ -26,12 +26,12 @@ import optree
 
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
-from fl_blocks.templates.measured_process import HparamsMixin, MeasuredProcess, MeasuredProcessOutput
+from fl_blocks.templates.measured_process import MeasuredProcessOutput, WeightsUpdateProcess
 
 __all__ = ["FinalizerProcess", "build_apply_optimizer_finalizer", "reject_non_finite_update"]
 
 
-class FinalizerProcess(HparamsMixin, MeasuredProcess):
+class FinalizerProcess(WeightsUpdateProcess):
     """Server work after aggregation.
 
     ``next(state, weights, update) -> MeasuredProcessOutput(state,
@@ -39,22 +39,6 @@ class FinalizerProcess(HparamsMixin, MeasuredProcess):
     """
 
     role = "finalizer"
-
-    def __init__(
-        self,
-        initialize_fn: Callable[[], Any],
-        next_fn: Callable[..., Any],
-        *,
-        weights_spec: Any,
-        update_spec: Any,
-        get_hparams_fn: Optional[Callable[[Any], Any]] = None,
-        set_hparams_fn: Optional[Callable[[Any, Any], Any]] = None,
-    ) -> None:
-        super().__init__(initialize_fn, next_fn)
-        self.weights_spec = weights_spec
-        self.update_spec = update_spec
-        self._get_hparams_fn = get_hparams_fn
-        self._set_hparams_fn = set_hparams_fn
 
 
 def reject_non_finite_update(state: Any, update: Any) -> tuple[bool, collections.OrderedDict]:

@@ -77,3 +77,23 @@ class HparamsMixin:
     def set_hparams(self, state: Any, hparams: Any) -> Any:
         """Returns `state` with new hyperparameters (unchanged by default)."""
         return state if self._set_hparams_fn is None else self._set_hparams_fn(state, hparams)
+
+
+class WeightsUpdateProcess(HparamsMixin, MeasuredProcess):
+    """A measured process that reads model weights of `weights_spec` and makes or takes updates of `update_spec`."""
+
+    def __init__(
+        self,
+        initialize_fn: Callable[[], Any],
+        next_fn: Callable[..., Any],
+        *,
+        weights_spec: Any,
+        update_spec: Any,
+        get_hparams_fn: Optional[Callable[[Any], Any]] = None,
+        set_hparams_fn: Optional[Callable[[Any, Any], Any]] = None,
+    ) -> None:
+        super().__init__(initialize_fn, next_fn)
+        self.weights_spec = weights_spec
+        self.update_spec = update_spec
+        self._get_hparams_fn = get_hparams_fn
+        self._set_hparams_fn = set_hparams_fn
