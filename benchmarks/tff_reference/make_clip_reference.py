@@ -24,9 +24,11 @@ The output npz has the same keys as the shared reference `seed_clip_r3.npz`:
 """
 
 import argparse
+import atexit
 import collections
 import json
 import os
+import signal
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -187,6 +189,47 @@ def build_process(model_fn, client_lr, server_lr, server_momentum, clip):
 # ----------------------------------------------------------------------------
 # Helpers shared with make_algorithm_references.py
 # ----------------------------------------------------------------------------
+def stop_worker_binaries():
+  """Ends the `worker_binary` helper(s) that TFF started as our children.
+
+  Only direct children of this process are touched (found by their parent id
+  in /proc), never processes started by anybody else.
+  """
+  me = os.getpid()
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/stat') as f:
+        stat = f.read()
+      ppid = int(stat.rsplit(')', 1)[1].split()[1])
+      with open(f'/proc/{entry}/cmdline', 'rb') as f:
+        cmd = f.read()
+    except (OSError, ValueError, IndexError):
+      continue
+    if ppid == me and b'worker_binary' in cmd:
+      pid = int(entry)
+      for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+          os.kill(pid, sig)
+        except ProcessLookupError:
+          break
+        for _ in range(50):
+          try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+          except ChildProcessError:
+            done = pid
+          if done:
+            break
+          time.sleep(0.1)
+        else:
+          continue
+        break
+
+
+atexit.register(stop_worker_binaries)
+
+
 def to_jsonable(x):
   """Converts a TFF metrics structure to plain python (dicts, lists, numbers)."""
   if isinstance(x, collections.abc.Mapping):
@@ -282,6 +325,7 @@ def main():
       **out,
   )
   print('wrote', args.out, 'init', f'{init_seconds:.3f}s')
+  stop_worker_binaries()
 
 
 if __name__ == '__main__':
