@@ -3,14 +3,20 @@
 On the embedded synthetic data by default: 10 training clients, batch 20,
 client SGD 0.01 with gradient clipping at 1.0, server SGD 1.0. Each round
 prints its time and the global model's loss and accuracy on held-out clients.
+
+>>> _ = main(["train", "--rounds", "1", "--clients", "2"])  # doctest: +ELLIPSIS
+synthetic EMNIST-like data: 2 training clients, ... test examples from 20 held-out clients
+round   0 ...
+round   1  time ... ms  test loss ...  test accuracy ...
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from typing import Optional, Sequence
+from typing import IO, Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -28,45 +34,49 @@ NUM_HELD_OUT = 20
 def preprocess(dataset: Dataset, batch_size: int) -> Dataset:
     """The tutorial's ``preprocess``: batch, then flatten pixels and reshape labels."""
 
-    def batch_format_fn(element):
+    def batch_format_fn(element: Any) -> tuple[np.ndarray, np.ndarray]:
         return (np.reshape(element["pixels"], [-1, 784]), np.reshape(element["label"], [-1, 1]))
 
     return dataset.batch(batch_size).map(batch_format_fn)
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+def _number(kind: Callable[[str], Any], minimum: float, inclusive: bool) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` number above `minimum` (or equal to it when `inclusive`)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a valid {kind.__name__}: {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if inclusive else '>'} {minimum}, got {text}")
         return value
 
     return parse
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fl-blocks", description=__doc__.split("\n")[0])
+    """The ``fl-blocks`` argument parser."""
+    parser = argparse.ArgumentParser(prog="fl-blocks", description="TFF's composable learning blocks in NumPy.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="run FedAvg with client gradient clipping (the tutorial's algorithm)")
-    train.add_argument("--rounds", type=_positive(int), default=30)
-    train.add_argument("--clients", type=_positive(int), default=10, help="training clients per round")
-    train.add_argument("--batch-size", type=_positive(int), default=20)
-    train.add_argument("--client-lr", type=_non_negative_float, default=0.01)
-    train.add_argument("--server-lr", type=_non_negative_float, default=1.0)
-    train.add_argument("--clip-norm", type=_positive(float), default=1.0)
-    train.add_argument("--seed", type=int, default=0, help="seed of the initial model weights")
+    train = commands.add_parser(
+        "train",
+        help="run FedAvg with client gradient clipping (the tutorial's algorithm) on the embedded synthetic data",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("--rounds", type=_number(int, 1, True), default=30, help="training rounds")
+    train.add_argument("--clients", type=_number(int, 1, True), default=10, help="training clients, the same each round")
+    train.add_argument("--batch-size", type=_number(int, 1, True), default=20, help="client batch size")
+    train.add_argument("--client-lr", type=_number(float, 0, True), default=0.01, help="client SGD learning rate")
+    train.add_argument("--server-lr", type=_number(float, 0, True), default=1.0, help="server SGD learning rate")
+    train.add_argument("--clip-norm", type=_number(float, 0, False), default=1.0, help="client gradient global-norm clip")
+    train.add_argument("--seed", type=_number(int, 0, True), default=0, help="seed of the initial model weights")
     return parser
 
 
-def train(args: argparse.Namespace, out=sys.stdout) -> list[float]:
-    """Runs the training job; returns the test accuracy after each round."""
+def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> list[float]:
+    """Runs the training job, printing to `out` (stdout); returns the test accuracy after each round."""
+    out = out or sys.stdout
     train_data, test_data = synthetic.load_data(num_clients=args.clients + NUM_HELD_OUT)
     train_ids = train_data.client_ids[: args.clients]
     held_out = test_data.client_ids[args.clients:]
@@ -96,6 +106,7 @@ def train(args: argparse.Namespace, out=sys.stdout) -> list[float]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs ``fl-blocks`` with `argv` (default: the command line); returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "train":
         train(args)

@@ -39,6 +39,12 @@ class AllEqual(Generic[T]):
     def __getitem__(self, index: int) -> T:
         return self.value
 
+    def __len__(self) -> int:
+        raise TypeError("an AllEqual CLIENTS value has no client count; index it per client of the client data")
+
+    def __iter__(self):
+        raise TypeError("an AllEqual CLIENTS value cannot be iterated; index it per client of the client data")
+
     def __repr__(self) -> str:
         return f"AllEqual({self.value!r})"
 
@@ -75,4 +81,7 @@ def stack_client_values(values: Sequence) -> Any:
         return values.stacked
     if len(values) == 0:
         raise ValueError("cannot stack an empty CLIENTS value: there are no clients")
-    return optree.tree_map(lambda *leaves: np.stack(leaves), values[0], *values[1:])
+    try:
+        return optree.tree_map(lambda *leaves: np.stack(leaves), values[0], *values[1:])
+    except ValueError as error:
+        raise ValueError(f"client values differ in structure or shape, so they cannot be combined: {error}") from None

@@ -37,7 +37,12 @@ class TensorSpec:
 
     @classmethod
     def from_array(cls, value: Any) -> "TensorSpec":
+        """The spec of an array (a `TensorSpec` is returned as it is)."""
+        if isinstance(value, TensorSpec):
+            return value
         array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"cannot make a TensorSpec of a {type(value).__name__}; pass arrays or TensorSpecs")
         return cls(array.shape, array.dtype.name)
 
 
@@ -46,7 +51,7 @@ class SpecMismatchError(TypeError):
 
 
 def spec_of(tree: Any) -> Any:
-    """Returns the spec tree of a nested value of arrays."""
+    """Returns the spec tree of a nested value of arrays (or of specs)."""
     return optree.tree_map(TensorSpec.from_array, tree)
 
 
@@ -72,21 +77,28 @@ def leaf_paths(tree: Any) -> list[str]:
     return [a.codify("").lstrip(".") or "<root>" for a in accessors]
 
 
+def _join(prefix: str, path: str) -> str:
+    if path == "<root>":
+        return prefix or path
+    return prefix + path if path.startswith("[") or not prefix else f"{prefix}.{path}"
+
+
 def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str, prefix: str = "") -> None:
     """Raises `SpecMismatchError` naming the first leaf where two spec trees differ.
 
     `consumer` names the block that expects `expected`; `producer` the block
     (or value) that gives `actual`; `prefix` is prepended to leaf paths.
     """
+    expected, actual = spec_of(expected), spec_of(actual)
     exp_struct = optree.tree_structure(expected)
     act_struct = optree.tree_structure(actual)
     if exp_struct != act_struct:
         raise SpecMismatchError(
             f"{consumer} expects a value structured as {exp_struct}, "
-            f"{producer} produces {act_struct}. Build both blocks from the same "
-            "model weights spec."
+            f"{producer} produces {act_struct}. Build both from the same model weights spec "
+            "(an update spec is its .trainable part)."
         )
-    paths = [prefix + p if p.startswith("[") or not prefix else f"{prefix}.{p}" for p in leaf_paths(expected)]
+    paths = [_join(prefix, p) for p in leaf_paths(expected)]
     for path, exp, act in zip(paths, optree.tree_leaves(expected), optree.tree_leaves(actual)):
         if exp != act:
             raise SpecMismatchError(

@@ -183,3 +183,61 @@ def test_momentum_server_optimizer_state_is_tff_shaped():
     assert hparams["finalizer"] == {"learning_rate": 1.0, "momentum": 0.9}
     state = process.set_hparams(state, {"client_work": {}, "finalizer": {"learning_rate": 0.5, "momentum": 0.9}})
     assert state.finalizer["learning_rate"] == 0.5
+
+
+def test_one_shot_iterator_dataset_is_refused_not_silently_dropped():
+    process = tiny_process()
+    with pytest.raises(TypeError, match="client 0: the dataset is a one-shot iterator"):
+        process.next(process.initialize(), [iter([batch([1.0], [0])])])
+
+
+@pytest.mark.parametrize(
+    "dataset, match",
+    [
+        (None, "client 0: a dataset must be an iterable of \\(x, y\\) batches, got NoneType"),
+        ([{"pixels": np.ones((1, 1), np.float32), "label": np.zeros(1, int)}], "got a dict with keys \\['pixels', 'label'\\]"),
+        (batch([1.0], [0]), "client 0, batch 0: expected a batch \\(x, y\\), got ndarray"),
+        ([(np.ones((1, 1, 1), np.float32), np.zeros((1, 1), int))], "client 0, batch 0: batch x must be float32 \\[B, 1\\]"),
+    ],
+)
+def test_bad_dataset_structure_is_named(dataset, match):
+    process = tiny_process()
+    with pytest.raises((TypeError, ValueError), match=match):
+        process.next(process.initialize(), [dataset])
+
+
+def test_label_shapes_and_integer_types_give_the_same_round():
+    process = tiny_process(dim=2, classes=3)
+    state = start(process, [[0.1, 0.0, -0.1], [0.2, 0.3, 0.0]], [0.0, 0.1, 0.0])
+    x = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], np.float32)
+    results = []
+    for y in (np.array([[0], [2], [1]], np.int32), np.array([0, 2, 1], np.int64), np.array([0, 2, 1], np.uint8)):
+        new_state, _ = process.next(state, [[(x, y)], [{"x": x, "y": y}]])
+        results.append(process.get_model_weights(new_state).trainable)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_rejected_round_keeps_momentum_state_for_the_next_round():
+    process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(1, 2), build_sgdm(0.1), build_sgdm(0.5, momentum=0.9))
+    state = start(process, [[0.2, -0.1]], [0.0, 0.0])
+    good = [[batch([1.0, -1.0], [0, 1])], [batch([2.0], [1])]]
+    state1, _ = process.next(state, good)
+    rejected, metrics = process.next(state1, [[batch([np.inf], [0])]])
+    assert metrics["finalizer"]["update_non_finite"] == 1
+    np.testing.assert_array_equal(rejected.finalizer["accumulator"][0], state1.finalizer["accumulator"][0])
+    after_rejected, _ = process.next(rejected, good)
+    direct, _ = process.next(state1, good)
+    for a, b in zip(process.get_model_weights(after_rejected).trainable, process.get_model_weights(direct).trainable):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float64_update_cannot_silently_change_weight_dtype():
+    from fl_blocks.specs import spec_of
+    from fl_blocks.templates import build_apply_optimizer_finalizer
+
+    weights = ModelWeights([np.zeros(2, np.float32)], [])
+    finalizer = build_apply_optimizer_finalizer(build_sgdm(1.0), spec_of(weights))
+    with pytest.raises(ValueError, match=r"gradient float64\[2\] does not match weight float32\[2\]"):
+        finalizer.next(finalizer.initialize(), weights, [np.zeros(2, np.float64)])

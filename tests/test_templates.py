@@ -129,3 +129,49 @@ def test_finalizer_rejects_non_finite_update_and_keeps_state():
     never = build_apply_optimizer_finalizer(build_sgdm(1.0), spec_of(weights), should_reject_update=None)
     out = never.next(never.initialize(), weights, [np.array([np.nan, 0], np.float32)])
     assert np.isnan(out.result.trainable[0][0]) and out.measurements == ()
+
+
+def test_arrays_are_accepted_where_specs_are_expected():
+    weights = WEIGHTS_FN()
+    work = build_gradient_clipping_client_work(MODEL_FN, build_sgdm(0.01))
+    process = compose_learning_process(
+        WEIGHTS_FN, build_broadcast_process(weights), work,
+        MeanFactory().create(weights.trainable, np.float32(0)), build_apply_optimizer_finalizer(build_sgdm(1.0), weights),
+    )
+    assert process.initialize().finalizer == {"learning_rate": 1.0}
+
+
+def test_update_weight_spec_mismatch_is_named():
+    work = build_gradient_clipping_client_work(MODEL_FN, build_sgdm(0.01))
+    aggregator = MeanFactory().create(work.update_spec, TensorSpec((3,), "float32"))
+    with pytest.raises(SpecMismatchError, match=r"aggregator expects float32\[3\] at update_weight, client work produces float32\[\]"):
+        compose_learning_process(WEIGHTS_FN, **blocks(client_work=work, model_update_aggregator=aggregator))
+
+
+def test_aggregator_runtime_checks_name_the_problem():
+    spec = TensorSpec((2,), "float32")
+    mean = MeanFactory().create(spec)
+    with pytest.raises(ValueError, match="got 2 client values but 3 weights"):
+        mean.next(mean.initialize(), [np.zeros(2, np.float32)] * 2, [1.0] * 3)
+    with pytest.raises(SpecMismatchError, match=r"MeanFactory process expects float32\[2\] at <root>, client 0's value produces float32\[3\]"):
+        mean.next(mean.initialize(), [np.zeros(3, np.float32)], [1.0])
+    with pytest.raises(ValueError, match="differ in structure or shape"):
+        mean.next(mean.initialize(), [np.zeros(2, np.float32), np.zeros(3, np.float32)], [1.0, 1.0])
+    total = SumFactory().create(spec)
+    with pytest.raises(ValueError, match="SumFactory process got no client values"):
+        total.next(total.initialize(), [])
+
+
+def test_all_equal_cannot_be_listed():
+    from fl_blocks.placements import AllEqual
+
+    with pytest.raises(TypeError, match="no client count"):
+        len(AllEqual(1))
+    with pytest.raises(TypeError, match="cannot be iterated"):
+        list(AllEqual(1))
+
+
+def test_set_hparams_needs_both_keys():
+    process = compose_learning_process(WEIGHTS_FN, **blocks())
+    with pytest.raises(KeyError, match="missing \\['client_work'\\]"):
+        process.set_hparams(process.initialize(), {"finalizer": {"learning_rate": 0.1}})

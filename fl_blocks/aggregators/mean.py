@@ -5,7 +5,7 @@ by the inner sum processes, and the server divides. A zero total weight gives
 NaN (0 with ``no_nan_division=True``), which the finalizer then rejects.
 
 >>> import numpy as np
->>> from fl_blocks.specs import TensorSpec
+>>> from fl_blocks.specs import TensorSpec, spec_of
 >>> process = MeanFactory().create(TensorSpec((1,), "float32"), TensorSpec((), "float32"))
 >>> values = [np.array([1.0], np.float32), np.array([4.0], np.float32)]
 >>> output = process.next(process.initialize(), values, [np.float32(2), np.float32(1)])
@@ -22,9 +22,9 @@ from typing import Any, Optional
 import numpy as np
 import optree
 
-from fl_blocks.aggregators.sum_factory import SumFactory
+from fl_blocks.aggregators.sum_factory import SumFactory, check_client_values
 from fl_blocks.placements import StackedClients, stack_client_values
-from fl_blocks.specs import TensorSpec
+from fl_blocks.specs import TensorSpec, spec_of
 from fl_blocks.templates.aggregation_process import AggregationProcess
 from fl_blocks.templates.measured_process import MeasuredProcessOutput
 
@@ -70,6 +70,7 @@ class MeanFactory:
 
     def create(self, value_spec: Any, weight_spec: Any = TensorSpec((), "float32")) -> AggregationProcess:
         """Returns the weighted-mean process for values of `value_spec`."""
+        value_spec, weight_spec = spec_of(value_spec), spec_of(weight_spec)
         fused = self._value_sum_factory is None and self._weight_sum_factory is None
         value_sum = (self._value_sum_factory or SumFactory()).create(value_spec)
         weight_sum = (self._weight_sum_factory or SumFactory()).create(weight_spec)
@@ -80,6 +81,7 @@ class MeanFactory:
 
         def next_fn(state: collections.OrderedDict, value: Sequence, weight: Sequence) -> MeasuredProcessOutput:
             weights = client_weights_array(weight, weight_spec.dtype)
+            check_client_values(value, value_spec, len(weights), "MeanFactory process")
             stacked = stack_client_values(value)
             if fused:
                 value_state, weight_state = state["value_sum_process"], state["weight_sum_process"]

@@ -19,7 +19,7 @@ Client work, per client, exactly as in TFF's *Composing Learning Algorithms*::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -53,12 +53,36 @@ def clip_by_global_norm(tensors: Sequence[np.ndarray], clip_norm: float) -> list
     return list(tensors)
 
 
-def iterate_batches(model: Model, dataset: Any, client_index: int):
-    """Yields checked ``(x, y)`` batches; a bad batch raises naming the client and batch."""
-    for batch_index, batch in enumerate(dataset):
+def _unpack(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, Mapping):
+        if "x" in batch and "y" in batch:
+            return batch["x"], batch["y"]
+        raise ValueError(
+            f"expected a batch (x, y) or a dict with keys 'x' and 'y', got a dict with keys {list(batch)}; "
+            "map batches to (x, y) as the tutorial's batch_format_fn does"
+        )
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise ValueError(
+        f"expected a batch (x, y), got {type(batch).__name__}; a client's dataset must yield (x, y) batches, "
+        "so wrap a single batch in a list"
+    )
+
+
+def iterate_batches(model: Model, dataset: Any, client_index: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields checked ``(x, y)`` batches; a bad dataset or batch raises naming the client and batch."""
+    try:
+        iterator = iter(dataset)
+    except TypeError:
+        raise TypeError(f"client {client_index}: a dataset must be an iterable of (x, y) batches, got {type(dataset).__name__}") from None
+    if iterator is dataset:
+        raise TypeError(
+            f"client {client_index}: the dataset is a one-shot iterator ({type(dataset).__name__}), which a second "
+            "round would find empty; pass a re-iterable such as a list of batches or a Dataset"
+        )
+    for batch_index, batch in enumerate(iterator):
         try:
-            x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
-            yield model.check_batch(x, y)
+            yield model.check_batch(*_unpack(batch))
         except (ValueError, TypeError) as error:
             raise ValueError(f"client {client_index}, batch {batch_index}: {error}") from None
 

@@ -15,6 +15,7 @@ computed stably from the logits as Keras does for a Softmax output.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -42,10 +43,11 @@ class SoftmaxRegression:
     """Softmax regression ``p = softmax(x @ kernel + bias)``; weights may carry a leading client axis."""
 
     def __init__(self, input_dim: int = 784, num_classes: int = 10, seed: int = 0) -> None:
+        input_dim, num_classes = operator.index(input_dim), operator.index(num_classes)
         if input_dim < 1 or num_classes < 2:
             raise ValueError(f"need input_dim >= 1 and num_classes >= 2, got {input_dim} and {num_classes}")
-        self.input_dim = int(input_dim)
-        self.num_classes = int(num_classes)
+        self.input_dim = input_dim
+        self.num_classes = num_classes
         self.seed = seed
         self.input_spec = (TensorSpec((-1, input_dim), "float32"), TensorSpec((-1, 1), "int32"))
 
@@ -59,10 +61,10 @@ class SoftmaxRegression:
         return ModelWeights(trainable=[kernel, np.zeros(self.num_classes, np.float32)], non_trainable=[])
 
     def check_batch(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Returns ``(x, labels)`` with labels flattened to ``[..., B]``; raises on a bad batch."""
+        """Returns ``(x [B, D], labels [B])`` for one client's batch; raises a clear error on a bad one."""
         x = np.asarray(x)
         y = np.asarray(y)
-        if x.dtype != np.float32 or x.ndim < 2 or x.shape[-1] != self.input_dim:
+        if x.dtype != np.float32 or x.ndim != 2 or x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"batch x must be float32 [B, {self.input_dim}], got {x.dtype}{list(x.shape)}; "
                 f"reshape pixels with x.reshape(-1, {self.input_dim}).astype(np.float32)"

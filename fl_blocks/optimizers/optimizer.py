@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import collections.abc
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ class Optimizer(abc.ABC):
 
     def set_hparams(self, state: State, hparams: Any) -> State:
         """Returns a copy of `state` with the given hyperparameters replaced."""
+        if not isinstance(hparams, collections.abc.Mapping):
+            raise TypeError(f"hparams must be a mapping such as {dict(self.get_hparams(state))}, got {type(hparams).__name__}")
         unknown = sorted(set(hparams) - set(state))
         if unknown:
             raise KeyError(f"{type(self).__name__} state has no hyperparameter(s) {unknown}; it has {list(state)}")
@@ -60,6 +63,9 @@ def check_weights_gradients_match(weights: Any, gradients: Any) -> None:
     if w_def != g_def:
         raise ValueError(f"gradients are structured as {g_def}, but weights as {w_def}")
     for i, (w, g) in enumerate(zip(w_leaves, g_leaves)):
-        if np.shape(w) != np.shape(g):
-            raise ValueError(f"leaf {i}: gradient shape {np.shape(g)} does not match weight shape {np.shape(w)}")
+        if np.shape(w) != np.shape(g) or np.result_type(w) != np.result_type(g):
+            raise ValueError(
+                f"leaf {i}: gradient {np.result_type(g).name}{list(np.shape(g))} does not match "
+                f"weight {np.result_type(w).name}{list(np.shape(w))}"
+            )
 

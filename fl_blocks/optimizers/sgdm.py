@@ -37,8 +37,8 @@ ACCUMULATOR_KEY = "accumulator"
 class _SGD(Optimizer):
     def __init__(self, learning_rate: float, momentum: Optional[float]) -> None:
         check_learning_rate(learning_rate)
-        if momentum is not None and not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be None or in [0, 1], got {momentum!r}")
         self._lr = float(learning_rate)
         self._momentum = momentum
         self._hparams_keys = (LEARNING_RATE_KEY, MOMENTUM_KEY)

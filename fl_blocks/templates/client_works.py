@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from fl_blocks.placements import StackedClients
+from fl_blocks.specs import TensorSpec
 from fl_blocks.templates.measured_process import WeightsUpdateProcess
 
 __all__ = ["ClientResult", "ClientWorkProcess", "unzip_client_results"]
@@ -37,6 +38,8 @@ class ClientWorkProcess(WeightsUpdateProcess):
     """
 
     role = "client work"
+    #: The spec of each client's ``update_weight``; set it on the instance for another weight type.
+    update_weight_spec: Any = TensorSpec((), "float32")
 
 
 def unzip_client_results(results: Sequence) -> tuple[Sequence, Sequence]:

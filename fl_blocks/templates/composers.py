@@ -64,6 +64,11 @@ def compose_learning_process(
     check_same_spec(model_finalizer.update_spec, model_update_aggregator.value_spec, consumer="finalizer", producer="aggregator", prefix="trainable")
     check_same_spec(model_finalizer.weights_spec, weights_spec, consumer="finalizer", producer="initial_model_weights_fn")
     weighted = model_update_aggregator.is_weighted
+    if weighted:
+        check_same_spec(
+            model_update_aggregator.weight_spec, client_work.update_weight_spec,
+            consumer="aggregator", producer="client work", prefix="update_weight",
+        )
 
     def initialize_fn() -> LearningAlgorithmState:
         return LearningAlgorithmState(
@@ -105,6 +110,9 @@ def compose_learning_process(
         )
 
     def set_hparams_fn(state: LearningAlgorithmState, hparams: Any) -> LearningAlgorithmState:
+        missing = [key for key in ("client_work", "finalizer") if key not in hparams]
+        if missing:
+            raise KeyError(f"hparams need keys 'client_work' and 'finalizer' (as get_hparams returns), missing {missing}")
         return state._replace(
             client_work=client_work.set_hparams(state.client_work, hparams["client_work"]),
             finalizer=model_finalizer.set_hparams(state.finalizer, hparams["finalizer"]),

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from fl_blocks.placements import AllEqual
+from fl_blocks.specs import spec_of
 from fl_blocks.templates.measured_process import MeasuredProcess, MeasuredProcessOutput
 
 __all__ = ["DistributionProcess", "build_broadcast_process"]
@@ -46,4 +47,4 @@ def build_broadcast_process(model_weights_spec: Any) -> DistributionProcess:
     def next_fn(state: tuple, value: Any) -> MeasuredProcessOutput:
         return MeasuredProcessOutput(state, AllEqual(value), ())
 
-    return DistributionProcess(initialize_fn, next_fn, value_spec=model_weights_spec)
+    return DistributionProcess(initialize_fn, next_fn, value_spec=spec_of(model_weights_spec))

@@ -26,6 +26,7 @@ import optree
 
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
+from fl_blocks.specs import spec_of
 from fl_blocks.templates.measured_process import MeasuredProcessOutput, WeightsUpdateProcess
 
 __all__ = ["FinalizerProcess", "build_apply_optimizer_finalizer", "reject_non_finite_update"]
@@ -65,6 +66,7 @@ def build_apply_optimizer_finalizer(
         )
     if not isinstance(model_weights_spec, ModelWeights):
         raise TypeError(f"model_weights_spec must be a ModelWeights of TensorSpecs, got {type(model_weights_spec).__name__}")
+    model_weights_spec = spec_of(model_weights_spec)
 
     def initialize_fn() -> Any:
         return optimizer_fn.initialize(model_weights_spec.trainable)

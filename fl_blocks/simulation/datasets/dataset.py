@@ -13,6 +13,7 @@ element, unpacking tuple elements into arguments as tf.data does.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -62,9 +63,9 @@ class Dataset:
 
     def batch(self, batch_size: int, drop_remainder: bool = False) -> "Dataset":
         """Stacks consecutive elements into batches of `batch_size` (the last may be smaller)."""
-        if int(batch_size) < 1:
+        batch_size = operator.index(batch_size)
+        if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        batch_size = int(batch_size)
         if self._slices is not None and self._batch_size is None:
             tensors = self._slices
             num = _rows(tensors)
