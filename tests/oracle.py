@@ -11,16 +11,32 @@ import math
 import numpy as np
 
 
+EPS = 1e-7  # Keras clips probabilities to [EPS, 1 - EPS] before its cross-entropy
+
+
 def example_loss_and_grads(kernel, bias, x, label):
-    """Cross-entropy of one example and its gradients, by the textbook formulas."""
-    logits = [float(np.dot(x, kernel[:, k]) + bias[k]) for k in range(kernel.shape[1])]
+    """Keras' cross-entropy of one example and its gradients, by the chain rule written out.
+
+    p = softmax(z); c = clip(p, EPS, 1 - EPS); loss = -log(c[label] / sum(c)).
+    """
+    num_classes = kernel.shape[1]
+    logits = [float(np.dot(x, kernel[:, k]) + bias[k]) for k in range(num_classes)]
     top = max(logits)
     exps = [math.exp(z - top) for z in logits]
-    total = sum(exps)
-    probs = [e / total for e in exps]
-    loss = -math.log(probs[label])
-    dz = np.array(probs)
-    dz[label] -= 1.0
+    probs = [e / sum(exps) for e in exps]
+    clipped = [min(max(p, EPS), 1 - EPS) for p in probs]
+    total = sum(clipped)
+    loss = -math.log(clipped[label] / total)
+    # d loss / d c_j, then through the clip (zero gradient outside [EPS, 1 - EPS]).
+    dprobs = [
+        (1 / total - (1 / clipped[label] if j == label else 0.0)) if EPS <= probs[j] <= 1 - EPS else 0.0
+        for j in range(num_classes)
+    ]
+    # Through the softmax Jacobian dp_j / dz_k = p_j (delta_jk - p_k).
+    dz = np.array([
+        sum(dprobs[j] * probs[j] * ((1.0 if j == k else 0.0) - probs[k]) for j in range(num_classes))
+        for k in range(num_classes)
+    ])
     return loss, np.outer(x, dz), dz
 
 

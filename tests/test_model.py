@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fl_blocks.models import ModelWeights, SoftmaxRegression
@@ -50,13 +50,39 @@ def test_loss_and_gradients_match_per_example_oracle(seed):
     np.testing.assert_allclose(gb, np.mean([r[2] for r in results], 0), rtol=1e-10, atol=1e-14)
 
 
-def test_loss_is_stable_for_huge_logits():
+def test_loss_is_stable_for_huge_logits_and_clipped_as_keras():
     model = SoftmaxRegression(2, 3)
     trainable = [np.array([[1e4, 0, -1e4], [0, 0, 0]], np.float32), np.zeros(3, np.float32)]
     x, y = model.check_batch(np.array([[1.0, 0.0]], np.float32), np.array([2]))
     loss, grads = model.loss_and_gradients(trainable, x, y)
-    assert np.isclose(loss, 2e4, rtol=1e-6)
-    assert all(np.isfinite(g).all() for g in grads)
+    # p = [1, 0, 0] is clipped to [1 - 1e-7, 1e-7, 1e-7]: loss = -log(1e-7 / (1 + 1e-7)), and no gradient flows.
+    np.testing.assert_allclose(loss, -np.log(1e-7 / (1 + 1e-7)), rtol=1e-6)
+    for g in grads:
+        np.testing.assert_array_equal(g, np.zeros_like(g))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_clipped_regime_matches_oracle_and_finite_differences(seed):
+    """Large logits, so some probabilities fall below 1e-7 and are clipped as Keras does."""
+    model = SoftmaxRegression(5, 4)
+    (kernel, bias), x, y = random_problem(seed)
+    kernel = kernel * 8
+    logits = x @ kernel + bias
+    assume((np.exp(logits - logits.max(1, keepdims=True)) / np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)).min() < 1e-7)
+    loss, (gk, gb) = model.loss_and_gradients([kernel, bias], x, y)
+    results = [example_loss_and_grads(kernel, bias, xi, int(yi)) for xi, yi in zip(x, y)]
+    np.testing.assert_allclose(loss, np.mean([r[0] for r in results]), rtol=1e-10)
+    np.testing.assert_allclose(gk, np.mean([r[1] for r in results], 0), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(gb, np.mean([r[2] for r in results], 0), rtol=1e-8, atol=1e-12)
+    eps = 1e-7
+    numeric = np.zeros_like(gb)
+    for k in range(4):
+        step = np.zeros(4)
+        step[k] = eps
+        numeric[k] = (model.loss_and_gradients([kernel, bias + step], x, y)[0]
+                      - model.loss_and_gradients([kernel, bias - step], x, y)[0]) / (2 * eps)
+    np.testing.assert_allclose(gb, numeric, rtol=1e-4, atol=1e-6)
 
 
 def test_leading_client_axis_broadcasts():
@@ -111,3 +137,21 @@ def test_batch_metrics_count_correct_predictions():
 def test_bad_batches_raise_clear_errors(x, y, match):
     with pytest.raises(ValueError, match=match):
         SoftmaxRegression(784, 10).check_batch(x, y)
+
+
+def test_loss_and_gradients_match_real_tff_keras_model():
+    """Golden: TFF's from_keras_model forward pass (benchmarks/tff_reference/make_loss_reference.py)."""
+    from conftest import GOLDEN
+
+    with np.load(GOLDEN / "keras_loss.npz", allow_pickle=False) as ref:
+        ref = dict(ref)
+    cases = sorted({key.split("_")[0] for key in ref if key.endswith("_loss")})
+    assert len(cases) >= 5
+    for case in cases:
+        kernel, bias = ref[f"{case}_kernel"], ref[f"{case}_bias"]
+        model = SoftmaxRegression(*kernel.shape)
+        x, y = model.check_batch(ref[f"{case}_x"], ref[f"{case}_y"])
+        loss, (gk, gb) = model.loss_and_gradients([kernel, bias], x, y)
+        np.testing.assert_allclose(loss, ref[f"{case}_loss"], rtol=1e-6, err_msg=case)
+        np.testing.assert_allclose(gk, ref[f"{case}_gkernel"], rtol=1e-5, atol=1e-7, err_msg=case)
+        np.testing.assert_allclose(gb, ref[f"{case}_gbias"], rtol=1e-5, atol=1e-7, err_msg=case)

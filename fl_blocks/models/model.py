@@ -5,6 +5,15 @@ looks like, and computes the loss, its gradients and metrics for given
 trainable weights. Every method broadcasts over a leading client axis: with a
 kernel of shape ``(C, D, K)`` and ``x`` of shape ``(C, B, D)`` it computes
 ``C`` clients at once.
+
+>>> import numpy as np
+>>> from fl_blocks.models import SoftmaxRegression
+>>> model = SoftmaxRegression(2, 2)
+>>> isinstance(model, Model)
+True
+>>> evaluate(model, [np.eye(2, dtype=np.float32), np.zeros(2, np.float32)],
+...          [(np.array([[3.0, 0.0]], np.float32), np.array([[0]]))])[1:]
+(1.0, 1)
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """`SoftmaxRegression`: Keras ``Dense(num_classes) + Softmax`` in NumPy.
 
 Trainable weights are ``[kernel (input_dim, num_classes), bias (num_classes,)]``
-as Keras lays them out; the loss is the mean sparse categorical cross-entropy,
-computed stably from the logits as Keras does for a Softmax output.
+as Keras lays them out. The loss is the mean sparse categorical cross-entropy
+exactly as TFF's ``from_keras_model`` computes it for a Softmax output: from
+the softmax probabilities (computed stably from the logits) clipped to
+``[1e-7, 1 - 1e-7]``, as Keras' backend does, so one example's loss is at
+most about 16.1. Without clipping this is the usual ``-log softmax(z)[y]``.
 
 >>> import numpy as np
 >>> model = SoftmaxRegression(input_dim=4, num_classes=3, seed=0)
@@ -23,7 +26,9 @@ import numpy as np
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.specs import TensorSpec
 
-__all__ = ["SoftmaxRegression", "glorot_normal"]
+__all__ = ["SoftmaxRegression", "glorot_normal", "KERAS_EPSILON"]
+
+KERAS_EPSILON = 1e-7  # tf.keras.backend.epsilon(): Keras clips probabilities to [eps, 1 - eps]
 
 
 def glorot_normal(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -83,26 +88,33 @@ class SoftmaxRegression:
         kernel, bias = trainable
         return np.matmul(x, kernel) + bias[..., None, :]
 
-    def _softmax_parts(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Returns ``(exp(z - max z), sum of those, one-hot mask of y)``, the pieces of a stable softmax."""
+    def _loss_terms(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-example Keras losses and the pieces their gradient needs."""
         logits = self.logits(trainable, x)
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        exps = np.exp(shifted)
+        exps = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs = exps / exps.sum(axis=-1, keepdims=True)
+        eps = np.asarray(KERAS_EPSILON, probs.dtype)
+        inside = probs.min() >= eps and probs.max() <= 1 - eps
+        clipped = probs if inside else np.clip(probs, eps, 1 - eps)
         onehot = y[..., None] == np.arange(self.num_classes)
-        return shifted, exps, onehot
+        total = clipped.sum(axis=-1, keepdims=True)
+        losses = np.log(total[..., 0]) - np.log((clipped * onehot).sum(axis=-1))
+        return logits, probs, onehot, total, losses, inside
 
     def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list]:
-        """Mean cross-entropy over the batch and its closed-form gradients ``[dkernel, dbias]``."""
-        shifted, exps, onehot = self._softmax_parts(trainable, x, y)
-        totals = exps.sum(axis=-1, keepdims=True)
-        batch = np.asarray(x.shape[-2], exps.dtype)
-        loss = (np.log(totals[..., 0]) - (shifted * onehot).sum(axis=-1)).mean(axis=-1)
-        dlogits = (exps / totals - onehot) / batch
-        return loss, [np.matmul(np.swapaxes(x, -1, -2), dlogits), dlogits.sum(axis=-2)]
+        """Mean Keras cross-entropy over the batch and its closed-form gradients ``[dkernel, dbias]``."""
+        _, probs, onehot, total, losses, inside = self._loss_terms(trainable, x, y)
+        # d loss / d logit: through log(clipped / total), the clip (no gradient outside it), then the softmax.
+        through_clip = probs / total - onehot
+        if not inside:
+            eps = np.asarray(KERAS_EPSILON, probs.dtype)
+            through_clip = np.where((probs >= eps) & (probs <= 1 - eps), through_clip, 0)
+            through_clip = through_clip - probs * through_clip.sum(axis=-1, keepdims=True)
+        dlogits = through_clip / np.asarray(x.shape[-2], probs.dtype)
+        return losses.mean(axis=-1), [np.matmul(np.swapaxes(x, -1, -2), dlogits), dlogits.sum(axis=-2)]
 
     def batch_metrics(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, int]:
         """Returns ``(loss_sum, num_correct, num_examples)`` for one batch."""
-        shifted, exps, onehot = self._softmax_parts(trainable, x, y)
-        loss_sum = (np.log(exps.sum(axis=-1)) - (shifted * onehot).sum(axis=-1)).sum(axis=-1)
-        correct = (shifted.argmax(axis=-1) == y).sum(axis=-1)
-        return loss_sum, correct, x.shape[-2]
+        logits, _, _, _, losses, _ = self._loss_terms(trainable, x, y)
+        correct = (logits.argmax(axis=-1) == y).sum(axis=-1)
+        return losses.sum(axis=-1), correct, x.shape[-2]

@@ -3,6 +3,15 @@
 ``initialize(specs) -> state`` and ``next(state, weights, gradients) ->
 (state, weights)``, both pure: new arrays are returned, inputs are untouched.
 State is an ``OrderedDict`` keyed as in TFF (``learning_rate``, ...).
+
+>>> import numpy as np
+>>> class SignSGD(Optimizer):
+...     def initialize(self, specs):
+...         return collections.OrderedDict(learning_rate=0.1)
+...     def next(self, state, weights, gradients):
+...         return state, [w - state["learning_rate"] * np.sign(g) for w, g in zip(weights, gradients)]
+>>> SignSGD().next(SignSGD().initialize(None), [np.zeros(2)], [np.array([3.0, -2.0])])[1]
+[array([-0.1,  0.1])]
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 ``next(state, value@CLIENTS[, weight@CLIENTS]) -> MeasuredProcessOutput(state,
 result@SERVER, measurements)``. `value_spec` is the spec of one client's
 value; `weight_spec` is ``None`` for an unweighted process.
+
+>>> from fl_blocks.templates.measured_process import MeasuredProcessOutput
+>>> maximum = AggregationProcess(lambda: (), lambda state, values: MeasuredProcessOutput(state, max(values), ()),
+...                              value_spec=None)
+>>> maximum.next(maximum.initialize(), [3, 7, 5]).result, maximum.is_weighted
+(7, False)
 """
 
 from __future__ import annotations

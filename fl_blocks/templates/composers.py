@@ -16,6 +16,23 @@ Each round runs four calls::
 
 The blocks' specs are checked once, when composing: a mismatch names the
 block and the leaf.
+
+>>> from fl_blocks.aggregators import MeanFactory
+>>> from fl_blocks.algorithms import build_gradient_clipping_client_work
+>>> from fl_blocks.models import SoftmaxRegression
+>>> from fl_blocks.optimizers import build_sgdm
+>>> from fl_blocks.specs import spec_of
+>>> from fl_blocks.templates import build_apply_optimizer_finalizer, build_broadcast_process
+>>> model_fn = lambda: SoftmaxRegression(4, 3)
+>>> spec = spec_of(model_fn().initial_weights())
+>>> process = compose_learning_process(
+...     model_fn().initial_weights,
+...     build_broadcast_process(spec),
+...     build_gradient_clipping_client_work(model_fn, build_sgdm(0.1)),
+...     MeanFactory().create(spec.trainable),
+...     build_apply_optimizer_finalizer(build_sgdm(1.0), spec))
+>>> list(process.next(process.initialize(), [[]]).metrics)
+['distributor', 'client_work', 'aggregator', 'finalizer']
 """
 
 from __future__ import annotations

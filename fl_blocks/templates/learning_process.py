@@ -3,6 +3,15 @@
 A learning process is an iterative process over a `LearningAlgorithmState`:
 ``next(state, client_data) -> LearningProcessOutput(state, metrics)``, plus
 access to the global model weights inside the state.
+
+>>> process = LearningProcess(
+...     initialize_fn=lambda: LearningAlgorithmState(0.0, (), (), (), ()),
+...     next_fn=lambda state, data: LearningProcessOutput(
+...         state._replace(global_model_weights=state.global_model_weights + len(data)), {}),
+...     get_model_weights=lambda state: state.global_model_weights,
+...     set_model_weights=lambda state, w: state._replace(global_model_weights=w))
+>>> process.get_model_weights(process.next(process.initialize(), ["a", "b"]).state)
+2.0
 """
 
 from __future__ import annotations
