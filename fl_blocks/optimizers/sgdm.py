@@ -17,7 +17,6 @@ import collections
 from typing import Any, Optional
 
 import numpy as np
-import optree
 
 from fl_blocks.optimizers.optimizer import (
     LEARNING_RATE_KEY,
@@ -25,6 +24,7 @@ from fl_blocks.optimizers.optimizer import (
     State,
     check_learning_rate,
     check_weights_gradients_match,
+    map_leaves,
 )
 from fl_blocks.specs import zeros_like_spec
 
@@ -54,13 +54,13 @@ class _SGD(Optimizer):
         check_weights_gradients_match(weights, gradients)
         lr = state[LEARNING_RATE_KEY]
         if MOMENTUM_KEY not in state:
-            new_weights = optree.tree_map(lambda w, g: w - np.asarray(lr, g.dtype) * g, weights, gradients)
+            new_weights = map_leaves(lambda w, g: w - np.asarray(lr, g.dtype) * g, weights, gradients)
             return collections.OrderedDict([(LEARNING_RATE_KEY, lr)]), new_weights
         momentum = state[MOMENTUM_KEY]
-        accumulator = optree.tree_map(
+        accumulator = map_leaves(
             lambda a, g: np.asarray(momentum, g.dtype) * a + g, state[ACCUMULATOR_KEY], gradients
         )
-        new_weights = optree.tree_map(lambda w, a: w - np.asarray(lr, a.dtype) * a, weights, accumulator)
+        new_weights = map_leaves(lambda w, a: w - np.asarray(lr, a.dtype) * a, weights, accumulator)
         new_state = collections.OrderedDict(
             [(LEARNING_RATE_KEY, lr), (MOMENTUM_KEY, momentum), (ACCUMULATOR_KEY, accumulator)]
         )
