@@ -75,3 +75,14 @@ def test_client_work_step_never_exceeds_lr_times_clip(clip, seed):
     result = work.next(work.initialize(), [weights], [[(x, y)]]).result[0]
     assert _norm(result.update) <= 0.5 * clip * (1 + 1e-5)
     assert result.update_weight == 4
+
+
+@given(st.lists(grads, min_size=1, max_size=4).filter(lambda gs: len({tuple(t.shape for t in g) for g in gs}) == 1), clip_norms)
+def test_client_axis_clips_each_client_as_alone(clients, c):
+    stacked = [np.stack([g[i] for g in clients]) for i in range(2)]
+    together = clip_by_global_norm(stacked, c, client_axis=True)
+    norms = global_norm(stacked, client_axis=True)
+    for k, g in enumerate(clients):
+        np.testing.assert_allclose(norms[k], _norm(g), rtol=1e-12)
+        for leaf, alone in zip(together, clip_by_global_norm(g, c)):
+            np.testing.assert_allclose(leaf[k], alone, rtol=1e-12, atol=1e-300)

@@ -39,14 +39,26 @@ from fl_blocks.templates.measured_process import MeasuredProcessOutput
 __all__ = ["build_fed_avg_with_clipping", "build_gradient_clipping_client_work", "clip_by_global_norm", "global_norm", "iterate_batches"]
 
 
-def global_norm(tensors: Sequence[np.ndarray]) -> Any:
-    """``sqrt(sum of squares)`` over all arrays, in their dtype (``tf.linalg.global_norm``)."""
+def global_norm(tensors: Sequence[np.ndarray], client_axis: bool = False) -> Any:
+    """``sqrt(sum of squares)`` over all arrays, in their dtype (``tf.linalg.global_norm``).
+
+    With `client_axis`, each array's first axis indexes clients and one norm
+    per client is returned.
+    """
+    if client_axis:
+        return np.sqrt(sum(np.square(t).reshape(t.shape[0], -1).sum(axis=1) for t in tensors))
     return np.sqrt(sum(np.vdot(t, t) for t in tensors))
 
 
-def clip_by_global_norm(tensors: Sequence[np.ndarray], clip_norm: float) -> list[np.ndarray]:
-    """Scales `tensors` by ``clip_norm / n`` when their global norm ``n`` exceeds `clip_norm`."""
-    norm = global_norm(tensors)
+def clip_by_global_norm(tensors: Sequence[np.ndarray], clip_norm: float, client_axis: bool = False) -> list[np.ndarray]:
+    """Scales `tensors` by ``clip_norm / n`` when their global norm ``n`` exceeds `clip_norm`.
+
+    With `client_axis`, each client (first axis) is clipped by its own norm.
+    """
+    norm = global_norm(tensors, client_axis)
+    if client_axis:
+        scale = np.where(norm > clip_norm, np.asarray(clip_norm, norm.dtype) / norm, np.ones_like(norm))
+        return [t * scale.reshape((-1,) + (1,) * (t.ndim - 1)) for t in tensors]
     if norm > clip_norm:
         scale = np.asarray(clip_norm, norm.dtype) / norm
         return [t * scale for t in tensors]
