@@ -14,11 +14,14 @@ import argparse
 import collections
 import json
 import os
-import signal
+import sys
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_clip_reference import stop_worker_binaries  # noqa: E402
 
 
 def problem(seed, dim, classes, batch, scale):
@@ -67,14 +70,7 @@ def main():
     out["config"] = json.dumps({"cases": cases, "tff": tff.__version__, "tf": tf.__version__})
     np.savez_compressed(args.out, **out)
     print("wrote", args.out, {k: float(v) for k, v in out.items() if k.endswith("_loss")})
-    for pid in os.listdir("/proc"):  # end the worker_binary TFF started, if it stays behind
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().split()
-            if int(fields[3]) == os.getpid() and "worker_binary" in fields[1]:
-                os.kill(int(pid), signal.SIGTERM)
-        except (OSError, ValueError, IndexError):
-            pass
+    stop_worker_binaries()
 
 
 if __name__ == "__main__":
