@@ -6,6 +6,13 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests are reproducible by default: the same examples on every run, so CI cannot flake.
+# `python -m pytest --hypothesis-profile=explore` draws fresh random examples to hunt for new failures.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("deterministic")
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 DATA_NPZ = SHARED / "data" / "femnist_leaf_subset.npz"

@@ -219,6 +219,7 @@ def test_label_shapes_and_integer_types_give_the_same_round():
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_rejected_round_keeps_momentum_state_for_the_next_round():
     process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(1, 2), build_sgdm(0.1), build_sgdm(0.5, momentum=0.9))
     state = start(process, [[0.2, -0.1]], [0.0, 0.0])
