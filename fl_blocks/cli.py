@@ -83,7 +83,7 @@ def train(args: argparse.Namespace, out: Optional[IO[str]] = None) -> list[float
     client_datasets = [preprocess(train_data.create_dataset_for_client(c), args.batch_size) for c in train_ids]
     test_batches = [b for c in held_out for b in preprocess(test_data.create_dataset_for_client(c), 1000)]
 
-    model_fn = lambda: SoftmaxRegression(784, 10, seed=args.seed)  # noqa: E731
+    model_fn: Callable[[], SoftmaxRegression] = lambda: SoftmaxRegression(784, 10, seed=args.seed)  # noqa: E731
     process = build_fed_avg_with_clipping(
         model_fn, build_sgdm(args.client_lr), build_sgdm(args.server_lr), clip_norm=args.clip_norm
     )

@@ -16,7 +16,7 @@ value at every client, as a broadcast produces).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
 import optree
@@ -42,14 +42,14 @@ class AllEqual(Generic[T]):
     def __len__(self) -> int:
         raise TypeError("an AllEqual CLIENTS value has no client count; index it per client of the client data")
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError("an AllEqual CLIENTS value cannot be iterated; index it per client of the client data")
 
     def __repr__(self) -> str:
         return f"AllEqual({self.value!r})"
 
 
-class StackedClients(Sequence):
+class StackedClients(Sequence[Any]):
     """A CLIENTS value stored as one tree with a leading client axis on each leaf."""
 
     __slots__ = ("stacked", "_n")
@@ -64,7 +64,7 @@ class StackedClients(Sequence):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return StackedClients(optree.tree_map(lambda leaf: leaf[index], self.stacked))
         if not -self._n <= index < self._n:
@@ -75,7 +75,7 @@ class StackedClients(Sequence):
         return f"StackedClients(<{self._n} clients>)"
 
 
-def stack_client_values(values: Sequence) -> Any:
+def stack_client_values(values: Sequence[Any]) -> Any:
     """Returns the tree of a CLIENTS value with a leading client axis on each leaf."""
     if isinstance(values, StackedClients):
         return values.stacked

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import optree
@@ -31,7 +31,7 @@ from fl_blocks.templates.measured_process import MeasuredProcessOutput
 __all__ = ["MeanFactory", "client_weights_array"]
 
 
-def client_weights_array(weights: Sequence, dtype: Any = np.float32) -> np.ndarray:
+def client_weights_array(weights: Sequence[Any], dtype: Any = np.float32) -> np.ndarray:
     """Returns CLIENTS weights as a 1-D array; rejects an empty or negative one."""
     array = np.asarray(weights.stacked if isinstance(weights, StackedClients) else weights, dtype=dtype)
     if array.ndim != 1 or array.size == 0:
@@ -47,7 +47,7 @@ def _divide(total: np.ndarray, weight: np.ndarray, no_nan: bool) -> np.ndarray:
     if no_nan and weight == 0:
         return np.zeros_like(total)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return total / weight
+        return cast(np.ndarray, total / weight)
 
 
 class MeanFactory:
@@ -76,10 +76,10 @@ class MeanFactory:
         weight_sum = (self._weight_sum_factory or SumFactory()).create(weight_spec)
         no_nan = self._no_nan_division
 
-        def initialize_fn() -> collections.OrderedDict:
+        def initialize_fn() -> collections.OrderedDict[str, tuple[()]]:
             return collections.OrderedDict(value_sum_process=value_sum.initialize(), weight_sum_process=weight_sum.initialize())
 
-        def next_fn(state: collections.OrderedDict, value: Sequence, weight: Sequence) -> MeasuredProcessOutput:
+        def next_fn(state: collections.OrderedDict[str, Any], value: Sequence[Any], weight: Sequence[Any]) -> MeasuredProcessOutput:
             weights = client_weights_array(weight, weight_spec.dtype)
             check_client_values(value, value_spec, len(weights), "MeanFactory process")
             stacked = stack_client_values(value)

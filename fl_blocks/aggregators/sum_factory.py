@@ -22,7 +22,7 @@ from fl_blocks.templates.measured_process import MeasuredProcessOutput
 __all__ = ["SumFactory", "sum_over_clients"]
 
 
-def check_client_values(values: Sequence, value_spec: Any, expected_count: Optional[int], consumer: str) -> None:
+def check_client_values(values: Sequence[Any], value_spec: Any, expected_count: Optional[int], consumer: str) -> None:
     """Checks a CLIENTS value's count and its first client's spec against `value_spec`."""
     if len(values) == 0:
         raise ValueError(f"{consumer} got no client values: a round needs at least one client")
@@ -31,7 +31,7 @@ def check_client_values(values: Sequence, value_spec: Any, expected_count: Optio
     check_same_spec(value_spec, spec_of(values[0]), consumer=consumer, producer="client 0's value")
 
 
-def sum_over_clients(values: Sequence) -> Any:
+def sum_over_clients(values: Sequence[Any]) -> Any:
     """Sums a non-empty CLIENTS value leaf by leaf, keeping each leaf's dtype."""
     stacked = stack_client_values(values)
     return optree.tree_map(lambda leaf: leaf.sum(axis=0, dtype=leaf.dtype), stacked)
@@ -44,10 +44,10 @@ class SumFactory:
         """Returns the sum process for values of `value_spec`."""
         value_spec = spec_of(value_spec)
 
-        def initialize_fn() -> tuple:
+        def initialize_fn() -> tuple[()]:
             return ()
 
-        def next_fn(state: tuple, value: Sequence) -> MeasuredProcessOutput:
+        def next_fn(state: tuple[()], value: Sequence[Any]) -> MeasuredProcessOutput:
             check_client_values(value, value_spec, None, "SumFactory process")
             return MeasuredProcessOutput(state, sum_over_clients(value), ())
 

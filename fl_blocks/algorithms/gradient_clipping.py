@@ -28,6 +28,7 @@ from fl_blocks.aggregators.mean import MeanFactory
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
+from fl_blocks.placements import AllEqual
 from fl_blocks.specs import TensorSpec, spec_of
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.composers import compose_learning_process
@@ -132,10 +133,10 @@ def build_gradient_clipping_client_work(
         update = [a - b for a, b in zip(initial, trainable)]
         return ClientResult(update=update, update_weight=np.float32(num_examples))
 
-    def initialize_fn() -> tuple:
+    def initialize_fn() -> tuple[()]:
         return ()
 
-    def next_fn(state: tuple, weights: Sequence, client_data: Sequence) -> MeasuredProcessOutput:
+    def next_fn(state: tuple[()], weights: Sequence[ModelWeights] | AllEqual[ModelWeights], client_data: Sequence[Any]) -> MeasuredProcessOutput:
         results = [train_client(weights[i], dataset, i) for i, dataset in enumerate(client_data)]
         return MeasuredProcessOutput(state, results, ())
 

@@ -19,7 +19,7 @@ most about 16.1. Without clipping this is the usual ``-log softmax(z)[y]``.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def glorot_normal(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarra
     """Keras' GlorotNormal: truncated (±2σ) normal with variance 2 / (fan_in + fan_out)."""
     fan_in, fan_out = shape
     # Keras divides by the std of a unit normal truncated at ±2 so the kept values have the target std.
-    stddev = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+    stddev: float = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
     values = rng.standard_normal(shape)
     outside = np.abs(values) > 2.0
     while outside.any():
@@ -86,7 +86,7 @@ class SoftmaxRegression:
     def logits(self, trainable: Any, x: np.ndarray) -> np.ndarray:
         """Returns ``x @ kernel + bias`` with shape ``[..., B, num_classes]``."""
         kernel, bias = trainable
-        return np.matmul(x, kernel) + bias[..., None, :]
+        return cast(np.ndarray, np.matmul(x, kernel) + bias[..., None, :])
 
     def _loss_terms(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-example Keras losses and the pieces their gradient needs."""
@@ -101,7 +101,7 @@ class SoftmaxRegression:
         losses = np.log(total[..., 0]) - np.log((clipped * onehot).sum(axis=-1))
         return logits, probs, onehot, total, losses, inside
 
-    def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list]:
+    def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list[np.ndarray]]:
         """Mean Keras cross-entropy over the batch and its closed-form gradients ``[dkernel, dbias]``."""
         _, probs, onehot, total, losses, inside = self._loss_terms(trainable, x, y)
         # d loss / d logit: through log(clipped / total), the clip (no gradient outside it), then the softmax.

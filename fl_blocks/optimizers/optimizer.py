@@ -36,18 +36,18 @@ class Optimizer(abc.ABC):
     _hparams_keys: tuple[str, ...] = (LEARNING_RATE_KEY,)
 
     @abc.abstractmethod
-    def initialize(self, specs: Any) -> State:
+    def initialize(self, specs: Any) -> State[str, Any]:
         """Returns the initial state for weights of the given spec tree."""
 
     @abc.abstractmethod
-    def next(self, state: State, weights: Any, gradients: Any) -> tuple[State, Any]:
+    def next(self, state: State[str, Any], weights: Any, gradients: Any) -> tuple[State[str, Any], Any]:
         """Returns ``(new_state, new_weights)`` after one step along `gradients`."""
 
-    def get_hparams(self, state: State) -> State:
+    def get_hparams(self, state: State[str, Any]) -> State[str, Any]:
         """Returns the hyperparameters held in `state`."""
         return collections.OrderedDict((k, state[k]) for k in self._hparams_keys if k in state)
 
-    def set_hparams(self, state: State, hparams: Any) -> State:
+    def set_hparams(self, state: State[str, Any], hparams: Any) -> State[str, Any]:
         """Returns a copy of `state` with the given hyperparameters replaced."""
         if not isinstance(hparams, collections.abc.Mapping):
             raise TypeError(f"hparams must be a mapping such as {dict(self.get_hparams(state))}, got {type(hparams).__name__}")

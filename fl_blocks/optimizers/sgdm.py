@@ -43,14 +43,14 @@ class _SGD(Optimizer):
         self._momentum = momentum
         self._hparams_keys = (LEARNING_RATE_KEY, MOMENTUM_KEY)
 
-    def initialize(self, specs: Any) -> State:
+    def initialize(self, specs: Any) -> State[str, Any]:
         state = collections.OrderedDict([(LEARNING_RATE_KEY, self._lr)])
         if self._momentum is not None and self._momentum > 0:
             state[MOMENTUM_KEY] = float(self._momentum)
             state[ACCUMULATOR_KEY] = zeros_like_spec(specs)
         return state
 
-    def next(self, state: State, weights: Any, gradients: Any) -> tuple[State, Any]:
+    def next(self, state: State[str, Any], weights: Any, gradients: Any) -> tuple[State[str, Any], Any]:
         check_weights_gradients_match(weights, gradients)
         lr = state[LEARNING_RATE_KEY]
         if MOMENTUM_KEY not in state:

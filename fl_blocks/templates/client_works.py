@@ -42,7 +42,7 @@ class ClientWorkProcess(WeightsUpdateProcess):
     update_weight_spec: Any = TensorSpec((), "float32")
 
 
-def unzip_client_results(results: Sequence) -> tuple[Sequence, Sequence]:
+def unzip_client_results(results: Sequence[ClientResult]) -> tuple[Sequence[Any], Sequence[Any]]:
     """Splits CLIENTS `ClientResult`s into CLIENTS updates and CLIENTS weights."""
     if isinstance(results, StackedClients):
         stacked = results.stacked

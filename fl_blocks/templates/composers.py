@@ -120,7 +120,7 @@ def compose_learning_process(
         )
         return LearningProcessOutput(new_state, metrics)
 
-    def get_hparams_fn(state: LearningAlgorithmState) -> collections.OrderedDict:
+    def get_hparams_fn(state: LearningAlgorithmState) -> collections.OrderedDict[str, Any]:
         return collections.OrderedDict(
             client_work=client_work.get_hparams(state.client_work),
             finalizer=model_finalizer.get_hparams(state.finalizer),

@@ -41,10 +41,10 @@ def build_broadcast_process(model_weights_spec: Any) -> DistributionProcess:
     Its state and measurements are ``()``; its result is an `AllEqual` value.
     """
 
-    def initialize_fn() -> tuple:
+    def initialize_fn() -> tuple[()]:
         return ()
 
-    def next_fn(state: tuple, value: Any) -> MeasuredProcessOutput:
+    def next_fn(state: tuple[()], value: Any) -> MeasuredProcessOutput:
         return MeasuredProcessOutput(state, AllEqual(value), ())
 
     return DistributionProcess(initialize_fn, next_fn, value_spec=spec_of(model_weights_spec))

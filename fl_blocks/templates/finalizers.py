@@ -42,7 +42,7 @@ class FinalizerProcess(WeightsUpdateProcess):
     role = "finalizer"
 
 
-def reject_non_finite_update(state: Any, update: Any) -> tuple[bool, collections.OrderedDict]:
+def reject_non_finite_update(state: Any, update: Any) -> tuple[bool, collections.OrderedDict[str, int]]:
     """TFF's default ``should_reject_update``: reject when any update value is NaN or Inf."""
     del state
     non_finite = any(not np.isfinite(leaf).all() for leaf in optree.tree_leaves(update))

@@ -16,7 +16,7 @@ access to the global model weights inside the state.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, cast
 
 from fl_blocks.specs import check_same_spec, spec_of
 from fl_blocks.templates.measured_process import HparamsMixin, IterativeProcess
@@ -60,7 +60,7 @@ class LearningProcess(HparamsMixin, IterativeProcess):
         self._get_hparams_fn = get_hparams_fn
         self._set_hparams_fn = set_hparams_fn
 
-    def next(self, state: Any, client_data: Any) -> LearningProcessOutput:  # type: ignore[override]
+    def next(self, state: Any, client_data: Any) -> LearningProcessOutput:
         """Runs one round on `client_data`, a sequence with one dataset per client."""
         try:
             count = len(client_data)
@@ -70,7 +70,7 @@ class LearningProcess(HparamsMixin, IterativeProcess):
             ) from None
         if count == 0:
             raise ValueError("client_data is empty: a round needs at least one client")
-        return self._next_fn(state, client_data)
+        return cast(LearningProcessOutput, self._next_fn(state, client_data))
 
     def get_model_weights(self, state: Any) -> Any:
         """Returns the global model weights held in `state`."""

@@ -78,7 +78,7 @@ class Dataset:
             return Dataset(sliced, slices=tensors, batch_size=batch_size, drop_remainder=drop_remainder)
 
         def grouped() -> Iterator[Any]:
-            group: list = []
+            group: list[Any] = []
             for element in self:
                 group.append(element)
                 if len(group) == batch_size:

@@ -72,7 +72,7 @@ def render_digits(label: int, style: np.ndarray, rng: np.random.Generator, count
     dist = np.sqrt((px * px + py * py).min(axis=1))  # (N, 784)
     ink = np.clip(1.0 - (dist - width / 2) / 0.9, 0.0, 1.0) * darkness
     noise = rng.normal(0.0, 0.02, ink.shape)
-    value = np.clip(1.0 - ink + noise * (ink > 0), 0.0, 1.0)  # clean 1.0 background
+    value: np.ndarray = np.clip(1.0 - ink + noise * (ink > 0), 0.0, 1.0)  # clean 1.0 background
     return np.round(value * 255).astype(np.uint8).reshape(count, 28, 28)
 
 
