@@ -58,8 +58,7 @@ def clip_by_global_norm(tensors: Sequence[np.ndarray], clip_norm: float, client_
     """
     norm = global_norm(tensors, client_axis)
     if client_axis:
-        over = norm > clip_norm
-        scale = np.divide(np.asarray(clip_norm, norm.dtype), norm, out=np.ones_like(norm), where=over)
+        scale = np.divide(np.asarray(clip_norm, norm.dtype), norm, out=np.ones_like(norm), where=norm > clip_norm)
         return [t * scale.reshape((-1,) + (1,) * (t.ndim - 1)) for t in tensors]
     if norm > clip_norm:
         scale = np.asarray(clip_norm, norm.dtype) / norm
