@@ -47,6 +47,11 @@ class Dataset:
         num = _rows(tensors)
         return cls(lambda: (optree.tree_map(lambda a: a[i], tensors) for i in range(num)), slices=tensors)
 
+    @classmethod
+    def from_generator(cls, generator: Callable[[], Iterator[Any]]) -> "Dataset":
+        """Elements of ``generator()``, called afresh on every iteration."""
+        return cls(generator)
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self._make_iterator())
 
