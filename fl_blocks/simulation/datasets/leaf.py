@@ -60,7 +60,8 @@ def _load_split(folder: pathlib.Path) -> ClientData:
     if all(tree["pixels"].dtype == np.uint8 for tree in columns.values()):
         return ClientData.from_arrays(columns, element_fn=pixels_to_float32)
     for tree in columns.values():  # some writer is not byte / 255: float32 storage for all
-        tree["pixels"] = pixels_to_float32(tree)["pixels"]
+        if tree["pixels"].dtype == np.uint8:
+            tree["pixels"] = pixels_to_float32(tree)["pixels"]
     return ClientData.from_arrays(columns)
 
 
