@@ -1,7 +1,8 @@
 """Federated data sets: `ClientData`, the tf.data-like `Dataset`, and loaders."""
 
 from fl_blocks.simulation.datasets import emnist, leaf, synthetic
-from fl_blocks.simulation.datasets.client_data import ClientData
-from fl_blocks.simulation.datasets.dataset import Dataset
+from fl_blocks.simulation.datasets.array_plan import ArrayPlan
+from fl_blocks.simulation.datasets.client_data import ClientData, UnknownClientError, pixels_to_float32
+from fl_blocks.simulation.datasets.dataset import INFINITE_CARDINALITY, Dataset
 
-__all__ = ["ClientData", "Dataset", "emnist", "leaf", "synthetic"]
+__all__ = ["ArrayPlan", "ClientData", "Dataset", "INFINITE_CARDINALITY", "UnknownClientError", "pixels_to_float32", "emnist", "leaf", "synthetic"]
