@@ -142,3 +142,22 @@ def test_missing_tensorflow_datasets_advises_the_data_extra(monkeypatch):
             tf_example.example_class()
     finally:
         tf_example.example_class.cache_clear()
+
+
+def test_pixels_that_are_not_bytes_keep_float32_storage(cache, tmp_path):
+    path = edited_copy(cache, tmp_path, "SELECT 1")
+    example = tf_example.example_class()
+    with sqlite3.connect(path) as connection:
+        rowid, client_id, blob = connection.execute(
+            "SELECT rowid, client_id, serialized_example_proto FROM examples WHERE split_name = 'all_train' ORDER BY rowid LIMIT 1").fetchone()
+        proto = example.FromString(blob)
+        proto.features.feature["pixels"].float_list.value[0] = 0.123
+        connection.execute("UPDATE examples SET serialized_example_proto = ? WHERE rowid = ?", (proto.SerializeToString(), rowid))
+    connection.close()
+    train, _ = emnist.load_data_from_sqlite(path, only_digits=False)
+    plan = train.create_dataset_for_client(client_id).array_plan()
+    assert plan is not None and plan.columns["pixels"].dtype == np.float32 and plan.element_fns == ()
+    batch = next(iter(train.create_dataset_for_client(client_id).batch(10_000)))
+    pixels, _ = npz_clients("train", 12, False)[client_id]
+    assert batch["pixels"][0, 0, 0] == np.float32(0.123)
+    assert batch["pixels"].ravel()[1:].tobytes() == pixels.ravel()[1:].tobytes()

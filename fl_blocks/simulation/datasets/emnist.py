@@ -33,6 +33,7 @@ EMNIST_URL = "https://storage.googleapis.com/tff-datasets-public/emnist_all.sqli
 SPLITS = {True: ("digits_only_train", "digits_only_test"), False: ("all_train", "all_test")}
 _COLUMNS = {"examples": {"split_name", "client_id", "serialized_example_proto"}, "client_metadata": {"client_id", "split_name"}}
 _PIXELS = 784
+_CHUNK = 4096
 
 
 def load_data(only_digits: bool = True, cache_dir: Optional[Union[str, os.PathLike[str]]] = None) -> tuple[ClientData, ClientData]:
@@ -82,6 +83,18 @@ def _load_split(connection: sqlite3.Connection, path: pathlib.Path, split: str, 
     labels = np.empty(count, np.int32)
     pixels = np.empty((count, _PIXELS), np.uint8)
     floats: Optional[np.ndarray] = None  # float32 storage, only if some pixel is not byte / 255
+    chunk = np.empty((max(min(count, _CHUNK), 1), _PIXELS), np.float32)
+
+    def flush(start: int, size: int) -> Optional[np.ndarray]:
+        values = chunk[:size]
+        as_bytes = _to_bytes(values)
+        if floats is None and np.array_equal((as_bytes / np.float32(255)).view(np.uint32), values.view(np.uint32)):
+            pixels[start:start + size] = as_bytes
+            return None
+        stored = pixels.astype(np.float32) / np.float32(255) if floats is None else floats
+        stored[start:start + size] = values
+        return stored
+
     cursor = connection.execute(
         "SELECT rowid, client_id, serialized_example_proto FROM examples WHERE split_name = ? ORDER BY rowid", (split,))
     row = -1
@@ -90,13 +103,11 @@ def _load_split(connection: sqlite3.Connection, path: pathlib.Path, split: str, 
             raise ValueError(f"{path}, split {split!r}: example rowid {rowid} has client id {client_id!r} "
                              "that client_metadata does not list (or the table changed while reading)")
         owner[row] = index[client_id]
-        labels[row], values = _parse(example, blob, path, rowid)
-        if floats is None:
-            pixels[row] = _to_bytes(values)
-            if not np.array_equal((pixels[row] / np.float32(255)).view(np.uint32), values.view(np.uint32)):
-                floats = pixels.astype(np.float32) / np.float32(255)
-        if floats is not None:
-            floats[row] = values
+        labels[row], chunk[row % len(chunk)] = _parse(example, blob, path, rowid)
+        if (row + 1) % len(chunk) == 0:
+            floats = flush(row + 1 - len(chunk), len(chunk))
+    if (row + 1) % len(chunk):
+        floats = flush(row + 1 - (row + 1) % len(chunk), (row + 1) % len(chunk))
     if row + 1 != count:
         raise ValueError(f"{path}, split {split!r}: read {row + 1} examples, expected {count}")
     sizes = np.bincount(owner, minlength=len(ids))
@@ -123,13 +134,13 @@ def _to_bytes(values: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def _parse(example: Any, blob: bytes, path: pathlib.Path, rowid: int) -> tuple[int, np.ndarray]:
+def _parse(example: Any, blob: bytes, path: pathlib.Path, rowid: int) -> tuple[int, Any]:
     try:
         features = example.FromString(blob).features.feature
-        values = np.array(features["pixels"].float_list.value, np.float32)
+        values = features["pixels"].float_list.value
         label = features["label"].int64_list.value
     except Exception as error:  # protobuf's DecodeError and friends
         raise ValueError(f"{path}: example rowid {rowid} is not a valid tf.train.Example ({error})") from None
-    if values.shape != (_PIXELS,) or len(label) != 1:
-        raise ValueError(f"{path}: example rowid {rowid} has {values.size} pixels and {len(label)} labels, expected 784 and 1")
+    if len(values) != _PIXELS or len(label) != 1:
+        raise ValueError(f"{path}: example rowid {rowid} has {len(values)} pixels and {len(label)} labels, expected 784 and 1")
     return int(label[0]), values
