@@ -18,8 +18,7 @@ import collections
 
 import numpy as np
 
-from fl_blocks.simulation.datasets.client_data import ClientData
-from fl_blocks.simulation.datasets.dataset import Dataset
+from fl_blocks.simulation.datasets.client_data import ClientData, pixels_to_float32
 
 __all__ = ["load_data", "render_digits", "DIGIT_STROKES"]
 
@@ -90,13 +89,8 @@ def _writer(rng: np.random.Generator, num_examples: int) -> tuple[np.ndarray, np
 
 
 def _client_data(columns: dict[str, tuple[np.ndarray, np.ndarray]]) -> ClientData:
-    def dataset_fn(client_id: str) -> Dataset:
-        pixels, labels = columns[client_id]
-        return Dataset.from_tensor_slices(
-            collections.OrderedDict(label=labels, pixels=pixels.astype(np.float32) / np.float32(255))
-        )
-
-    return ClientData.from_clients_and_fn(list(columns), dataset_fn)
+    arrays = {cid: collections.OrderedDict(label=labels, pixels=pixels) for cid, (pixels, labels) in columns.items()}
+    return ClientData.from_arrays(arrays, element_fn=pixels_to_float32)  # uint8 storage, float32 = byte / 255
 
 
 def load_data(num_clients: int = 120, seed: int = 0, test_fraction: float = 0.2) -> tuple[ClientData, ClientData]:
