@@ -98,6 +98,13 @@ class Dataset:
             return Dataset(generic, cardinality=count)
         return Dataset._of(dataclasses.replace(plan, rows=make(plan.row_pass()), num_rows=count))
 
+    @staticmethod
+    def _on_rows_of_batches(plan: pipeline.Pipeline, op: str, count: int) -> "Dataset":
+        assert plan.batch_size is not None
+        inner = dataclasses.replace(plan, batch_size=None, batch_fns=(), drop_remainder=False)
+        rows = getattr(Dataset._of(inner), op)(count * plan.batch_size)._pipeline
+        return Dataset._of(dataclasses.replace(plan, rows=rows.rows, num_rows=rows.num_rows))
+
     def take(self, count: int) -> "Dataset":
         """The first `count` elements (all if `count` is -1)."""
         count = operator.index(count)
@@ -107,10 +114,7 @@ class Dataset:
         new = count if size is None or size == INFINITE_CARDINALITY else min(count, size)
         plan = self._pipeline
         if plan is not None and plan.batch_size is not None:  # batch(b).take(n) == take(n * b).batch(b)
-            inner = dataclasses.replace(plan, batch_size=None, batch_fns=(), drop_remainder=False)
-            rows = Dataset._of(inner).take(count * plan.batch_size)._pipeline
-            assert rows is not None
-            return Dataset._of(dataclasses.replace(plan, rows=rows.rows, num_rows=rows.num_rows))
+            return self._on_rows_of_batches(plan, "take", count)
         return self._rows_op(lambda p: row_ops.take(p, count), new if plan is not None else None,
                              lambda: itertools.islice(self, count))
 
@@ -123,10 +127,7 @@ class Dataset:
         new = size if size is None or size == INFINITE_CARDINALITY else max(size - count, 0)
         plan = self._pipeline
         if plan is not None and plan.batch_size is not None:  # batch(b).skip(n) == skip(n * b).batch(b)
-            inner = dataclasses.replace(plan, batch_size=None, batch_fns=(), drop_remainder=False)
-            rows = Dataset._of(inner).skip(count * plan.batch_size)._pipeline
-            assert rows is not None
-            return Dataset._of(dataclasses.replace(plan, rows=rows.rows, num_rows=rows.num_rows))
+            return self._on_rows_of_batches(plan, "skip", count)
         return self._rows_op(lambda p: row_ops.skip(p, count), new if plan is not None else None,
                              lambda: itertools.islice(self, count, None))
 
