@@ -103,7 +103,17 @@ class SoftmaxRegression:
 
     def loss_and_gradients(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list[np.ndarray]]:
         """Mean Keras cross-entropy over the batch and its closed-form gradients ``[dkernel, dbias]``."""
-        _, probs, onehot, total, losses, inside = self._loss_terms(trainable, x, y)
+        return self._loss_and_gradients(x, *self._loss_terms(trainable, x, y)[1:])
+
+    def loss_gradients_and_correct(self, trainable: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, list[np.ndarray], Any]:
+        """One forward pass: the mean batch loss, its gradients and the number of correct predictions."""
+        terms = self._loss_terms(trainable, x, y)
+        loss, gradients = self._loss_and_gradients(x, *terms[1:])
+        return loss, gradients, (terms[0].argmax(axis=-1) == y).sum(axis=-1)
+
+    def _loss_and_gradients(
+        self, x: np.ndarray, probs: np.ndarray, onehot: np.ndarray, total: np.ndarray, losses: np.ndarray, inside: Any
+    ) -> tuple[Any, list[np.ndarray]]:
         # d loss / d logit: through log(clipped / total), the clip (no gradient outside it), then the softmax.
         through_clip = probs / total - onehot
         if not inside:

@@ -7,10 +7,12 @@ from fl_blocks.templates.distributors import DistributionProcess, build_broadcas
 from fl_blocks.templates.finalizers import FinalizerProcess, build_apply_optimizer_finalizer, reject_non_finite_update
 from fl_blocks.templates.learning_process import LearningAlgorithmState, LearningProcess, LearningProcessOutput
 from fl_blocks.templates.measured_process import IterativeProcess, MeasuredProcess, MeasuredProcessOutput
+from fl_blocks.templates.model_delta_client_work import ClientWeighting, build_model_delta_client_work
 
 __all__ = [
     "AggregationProcess",
     "ClientResult",
+    "ClientWeighting",
     "ClientWorkProcess",
     "DistributionProcess",
     "FinalizerProcess",
@@ -22,6 +24,7 @@ __all__ = [
     "MeasuredProcessOutput",
     "build_apply_optimizer_finalizer",
     "build_broadcast_process",
+    "build_model_delta_client_work",
     "compose_learning_process",
     "reject_non_finite_update",
 ]
