@@ -24,10 +24,22 @@ from typing import Any, Callable
 import numpy as np
 import optree
 
-__all__ = ["Optimizer", "State", "LEARNING_RATE_KEY", "check_weights_gradients_match", "check_learning_rate", "map_leaves"]
+__all__ = [
+    "Optimizer",
+    "State",
+    "LEARNING_RATE_KEY",
+    "check_weights_gradients_match",
+    "check_weights_match",
+    "check_learning_rate",
+    "check_hparam",
+    "map_leaves",
+    "map_leaves_n",
+]
 
 State = collections.OrderedDict
 LEARNING_RATE_KEY = "learning_rate"
+# TFF's ranges, the same for every optimizer that has the hyperparameter; the others are nonnegative.
+_UNIT_INTERVAL_HPARAMS = frozenset({"beta_1", "beta_2", "decay", "momentum"})
 
 
 class Optimizer(abc.ABC):
@@ -48,21 +60,45 @@ class Optimizer(abc.ABC):
         return collections.OrderedDict((k, state[k]) for k in self._hparams_keys if k in state)
 
     def set_hparams(self, state: State[str, Any], hparams: Any) -> State[str, Any]:
-        """Returns a copy of `state` with the given hyperparameters replaced."""
+        """Returns a copy of `state` with the given hyperparameters replaced (checked as the builder checks them).
+
+        Only keys that `get_hparams` returns can be set; other state (``step``,
+        ``accumulator``, ...) belongs to the optimizer.
+        """
         if not isinstance(hparams, collections.abc.Mapping):
             raise TypeError(f"hparams must be a mapping such as {dict(self.get_hparams(state))}, got {type(hparams).__name__}")
-        unknown = sorted(set(hparams) - set(state))
+        allowed = list(self.get_hparams(state))
+        unknown = [k for k in hparams if k not in allowed]
         if unknown:
-            raise KeyError(f"{type(self).__name__} state has no hyperparameter(s) {unknown}; it has {list(state)}")
+            raise KeyError(
+                f"{type(self).__name__} state has no hyperparameter(s) {unknown}; its hyperparameters are {allowed} "
+                f"(state keys {list(state)}: only hyperparameters can be set)"
+            )
+        owner = type(self).__name__.lstrip("_")
+        for key, value in hparams.items():
+            check_hparam(owner, key, value)
         new_state = collections.OrderedDict(state)
         new_state.update(hparams)
         return new_state
-
 
 def check_learning_rate(learning_rate: float) -> None:
     """Rejects a negative or non-finite learning rate."""
     if not np.isfinite(learning_rate) or learning_rate < 0:
         raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate!r}")
+
+
+def check_hparam(owner: str, name: str, value: Any) -> float:
+    """Returns `value` as a float after TFF's range check: [0, 1] for betas, decay and momentum, else finite >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner} `{name}` must be a real number, found {value!r}") from None
+    if name in _UNIT_INTERVAL_HPARAMS:
+        if not 0.0 <= number <= 1.0:
+            raise ValueError(f"{owner} `{name}` must be in the range [0.0, 1.0], found {value!r}.")
+    elif not 0.0 <= number < np.inf:
+        raise ValueError(f"{owner} `{name}` must be nonnegative and finite, found {value!r}.")
+    return number
 
 
 def _flat_arrays(*trees: Any) -> bool:
@@ -80,19 +116,34 @@ def map_leaves(fn: Callable[..., Any], *trees: Any) -> Any:
     return optree.tree_map(fn, *trees)
 
 
+def map_leaves_n(fn: Callable[..., tuple[Any, ...]], num_outputs: int, *trees: Any) -> tuple[Any, ...]:
+    """Maps `fn` (returning `num_outputs` arrays) over matching leaves; returns `num_outputs` trees shaped as `trees[0]`."""
+    if _flat_arrays(*trees):
+        outputs = [fn(*leaves) for leaves in zip(*trees)]
+        return tuple([out[i] for out in outputs] for i in range(num_outputs))
+    leaves, treedef = optree.tree_flatten(trees[0])
+    outputs = [fn(*leaves) for leaves in zip(leaves, *(treedef.flatten_up_to(tree) for tree in trees[1:]))]
+    return tuple(treedef.unflatten([out[i] for out in outputs]) for i in range(num_outputs))
+
+
 def check_weights_gradients_match(weights: Any, gradients: Any) -> None:
     """Raises a clear error when weights and gradients differ in structure, shape or dtype."""
-    if _flat_arrays(weights, gradients):
-        w_leaves, g_leaves = weights, gradients
+    check_weights_match(weights, gradients, "gradient")
+
+
+def check_weights_match(weights: Any, other: Any, name: str) -> None:
+    """Raises a clear error when `other` (gradients, or a state tree such as the accumulator) does not fit `weights`."""
+    advice = "" if name == "gradient" else "; was the optimizer initialized with specs of other weights?"
+    if _flat_arrays(weights, other):
+        w_leaves, o_leaves = weights, other
     else:
         w_leaves, w_def = optree.tree_flatten(weights)
-        g_leaves, g_def = optree.tree_flatten(gradients)
-        if w_def != g_def:
-            raise ValueError(f"gradients are structured as {g_def}, but weights as {w_def}")
-    for i, (w, g) in enumerate(zip(w_leaves, g_leaves)):
-        if np.shape(w) != np.shape(g) or np.result_type(w) != np.result_type(g):
+        o_leaves, o_def = optree.tree_flatten(other)
+        if w_def != o_def:
+            raise ValueError(f"{name}s are structured as {o_def}, but weights as {w_def}{advice}")
+    for i, (w, o) in enumerate(zip(w_leaves, o_leaves)):
+        if np.shape(w) != np.shape(o) or np.result_type(w) != np.result_type(o):
             raise ValueError(
-                f"leaf {i}: gradient {np.result_type(g).name}{list(np.shape(g))} does not match "
-                f"weight {np.result_type(w).name}{list(np.shape(w))}"
+                f"leaf {i}: {name} {np.result_type(o).name}{list(np.shape(o))} does not match "
+                f"weight {np.result_type(w).name}{list(np.shape(w))}{advice}"
             )
-
