@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import DATA_NPZ, GOLDEN, emnist_client_batches, require
+
 from fl_blocks import algorithms
 from fl_blocks.models import ModelWeights, SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
@@ -112,7 +112,7 @@ def test_algorithm_matches_tff(stem):
     require(DATA_NPZ)
     golden = load_golden(stem)
     config = json.loads(str(golden["config"]))
-    model_fn = lambda: GoldenStartModel(golden["w0_kernel"], golden["w0_bias"])  # noqa: E731
+    model_fn = lambda: GoldenStartModel(golden["w0_kernel"], golden["w0_bias"])
     process = _build(config["algorithm"], model_fn)
     clients = emnist_client_batches(list(golden["client_ids"]), config["batch"])
     state = process.initialize()

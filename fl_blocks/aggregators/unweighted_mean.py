@@ -93,7 +93,8 @@ class _UnweightedAsWeightedFactory:
 
         def next_fn(state: Any, value: Sequence[Any], weight: Sequence[Any]) -> MeasuredProcessOutput:
             del weight  # unused, as in TFF
-            return process.next(state, value)
+            output: MeasuredProcessOutput = process.next(state, value)
+            return output
 
         return AggregationProcess(process.initialize, next_fn, value_spec=process.value_spec, weight_spec=spec_of(weight_spec))
 

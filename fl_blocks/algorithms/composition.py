@@ -16,36 +16,36 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from fl_blocks.aggregators.mean import MeanFactory
-from fl_blocks.aggregators.unweighted_mean import UnweightedMeanFactory, as_weighted_aggregator
+from fl_blocks.aggregators.unweighted_mean import (
+    UnweightedMeanFactory,
+    as_weighted_aggregator,
+)
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
-from fl_blocks.specs import TensorSpec, spec_of
+from fl_blocks.specs import TensorSpec
 from fl_blocks.templates.aggregation_process import AggregationProcess
 from fl_blocks.templates.client_works import ClientWorkProcess
 from fl_blocks.templates.composers import compose_learning_process
-from fl_blocks.templates.distributors import DistributionProcess, build_broadcast_process
+from fl_blocks.templates.distributors import (
+    DistributionProcess,
+    build_broadcast_process,
+)
 from fl_blocks.templates.finalizers import build_apply_optimizer_finalizer
 from fl_blocks.templates.learning_process import LearningProcess
+from fl_blocks.templates.model_delta_client_work import model_and_weights_spec
 
 __all__ = ["compose_algorithm", "create_weighted_aggregator", "initial_weights_and_spec", "weighted_or_unweighted_mean"]
 
 
 def initial_weights_and_spec(model_fn: Callable[[], Model]) -> tuple[Callable[[], ModelWeights], Any]:
     """Returns ``(initial_model_weights_fn, model_weights_spec)``; a bad `model_fn` raises naming what it returned."""
-    if not callable(model_fn):
-        raise TypeError(f"model_fn must be a no-arg callable returning a Model such as SoftmaxRegression, got {type(model_fn).__name__}")
-    model = model_fn()
-    if not isinstance(model, Model):
-        raise TypeError(f"model_fn must return an fl_blocks Model (e.g. SoftmaxRegression), got {type(model).__name__}")
-    weights = model.initial_weights()
-    if not isinstance(weights, ModelWeights):
-        raise TypeError(f"the model's initial_weights() must return a ModelWeights, got {type(weights).__name__}")
+    _, weights_spec = model_and_weights_spec(model_fn)
 
     def initial_model_weights_fn() -> ModelWeights:
         return model_fn().initial_weights()
 
-    return initial_model_weights_fn, spec_of(weights)
+    return initial_model_weights_fn, weights_spec
 
 
 def weighted_or_unweighted_mean(model_aggregator: Optional[Any], weighted: bool) -> Any:
@@ -59,7 +59,13 @@ def create_weighted_aggregator(factory: Any, value_spec: Any, name: str = "model
     """``factory.create(value_spec, float32 weight)``; an unweighted factory gets a clear error."""
     if not callable(getattr(factory, "create", None)):
         raise TypeError(f"{name} must be a weighted aggregation factory such as MeanFactory(), got {type(factory).__name__}")
-    process = factory.create(value_spec, TensorSpec((), "float32"))
+    try:
+        process = factory.create(value_spec, TensorSpec((), "float32"))
+    except TypeError as error:
+        raise TypeError(
+            f"{name} must be a weighted factory, create(value_spec, weight_spec), such as MeanFactory(); "
+            f"wrap an unweighted factory with as_weighted_aggregator(...) ({error})"
+        ) from error
     if not isinstance(process, AggregationProcess) or not process.is_weighted:
         raise TypeError(
             f"{name} must create a weighted AggregationProcess (such as MeanFactory()); "

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from fl_blocks.algorithms.composition import compose_algorithm, weighted_or_unweighted_mean
+from fl_blocks.algorithms.composition import (
+    compose_algorithm,
+    weighted_or_unweighted_mean,
+)
 from fl_blocks.models.model import Model
 from fl_blocks.optimizers.sgdm import build_sgdm
 from fl_blocks.templates.distributors import DistributionProcess

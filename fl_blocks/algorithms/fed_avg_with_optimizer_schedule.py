@@ -23,11 +23,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fl_blocks.algorithms.composition import compose_algorithm, weighted_or_unweighted_mean
+from fl_blocks.algorithms.composition import (
+    compose_algorithm,
+    weighted_or_unweighted_mean,
+)
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.sgdm import build_sgdm
-from fl_blocks.specs import spec_of
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.distributors import DistributionProcess
 from fl_blocks.templates.learning_process import LearningProcess
@@ -37,6 +39,7 @@ from fl_blocks.templates.model_delta_client_work import (
     MetricsAggregator,
     check_optimizer,
     client_results_and_metrics,
+    model_and_weights_spec,
     model_delta_update,
 )
 
@@ -53,8 +56,7 @@ def build_scheduled_client_work(
     if not callable(learning_rate_fn) or not callable(optimizer_fn):
         raise TypeError("client_learning_rate_fn (round -> rate) and client_optimizer_fn (rate -> Optimizer) must be callables")
     check_optimizer(optimizer_fn(1.0), "client_optimizer_fn(learning_rate)")
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
 
     def initialize_fn() -> np.int32:
         return np.int32(0)

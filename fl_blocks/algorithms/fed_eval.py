@@ -22,7 +22,11 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from fl_blocks.algorithms.composition import initial_weights_and_spec
-from fl_blocks.metrics.model_metrics import MetricSums, metric_finalizers, unfinalized_metrics
+from fl_blocks.metrics.model_metrics import (
+    MetricSums,
+    metric_finalizers,
+    unfinalized_metrics,
+)
 from fl_blocks.metrics.sum_aggregation_factory import SumThenFinalizeFactory
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
@@ -30,11 +34,17 @@ from fl_blocks.specs import spec_of
 from fl_blocks.templates.aggregation_process import AggregationProcess
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.composers import compose_learning_process
-from fl_blocks.templates.distributors import DistributionProcess, build_broadcast_process
+from fl_blocks.templates.distributors import (
+    DistributionProcess,
+    build_broadcast_process,
+)
 from fl_blocks.templates.finalizers import FinalizerProcess
 from fl_blocks.templates.learning_process import LearningProcess
 from fl_blocks.templates.measured_process import MeasuredProcessOutput
-from fl_blocks.templates.model_delta_client_work import reduce_batches
+from fl_blocks.templates.model_delta_client_work import (
+    model_and_weights_spec,
+    reduce_batches,
+)
 
 __all__ = ["build_fed_eval", "build_identity_finalizer"]
 
@@ -47,8 +57,7 @@ def _evaluate(model: Model, weights: ModelWeights, dataset: Any, client_index: i
 def _build_fed_eval_client_work(
     model_fn: Callable[[], Model], metrics_aggregation_process: Optional[AggregationProcess]
 ) -> ClientWorkProcess:
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
     if metrics_aggregation_process is None:
         metrics_spec = spec_of(unfinalized_metrics(MetricSums()))
         metrics_aggregation_process = SumThenFinalizeFactory(metric_finalizers()).create(metrics_spec)

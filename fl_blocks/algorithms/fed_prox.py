@@ -24,12 +24,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fl_blocks.algorithms.composition import compose_algorithm, weighted_or_unweighted_mean
+from fl_blocks.algorithms.composition import (
+    compose_algorithm,
+    weighted_or_unweighted_mean,
+)
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
 from fl_blocks.optimizers.sgdm import build_sgdm
-from fl_blocks.specs import spec_of
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.distributors import DistributionProcess
 from fl_blocks.templates.learning_process import LearningProcess
@@ -39,6 +41,7 @@ from fl_blocks.templates.model_delta_client_work import (
     MetricsAggregator,
     check_optimizer,
     client_results_and_metrics,
+    model_and_weights_spec,
     model_delta_update,
 )
 
@@ -48,7 +51,7 @@ __all__ = ["build_proximal_client_work", "build_unweighted_fed_prox", "build_wei
 def _check_strength(proximal_strength: Any) -> float:
     if isinstance(proximal_strength, bool) or not isinstance(proximal_strength, numbers.Real):
         raise TypeError(f"proximal_strength must be a number >= 0 such as 0.1, got {type(proximal_strength).__name__}")
-    if not np.isfinite(proximal_strength) or proximal_strength < 0:
+    if not np.isfinite(float(proximal_strength)) or proximal_strength < 0:
         raise ValueError(f"proximal_strength must be a finite number >= 0, got {proximal_strength!r}")
     return float(proximal_strength)
 
@@ -65,8 +68,7 @@ def build_proximal_client_work(
     mu = _check_strength(delta_l2_regularizer)
     if not isinstance(client_weighting, ClientWeighting):
         raise TypeError(f"client_weighting must be a ClientWeighting (NUM_EXAMPLES or UNIFORM), got {client_weighting!r}")
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
 
     def initialize_fn() -> tuple[()]:
         return ()

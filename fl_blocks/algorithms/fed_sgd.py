@@ -21,7 +21,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fl_blocks.algorithms.composition import compose_algorithm, weighted_or_unweighted_mean
+from fl_blocks.algorithms.composition import (
+    compose_algorithm,
+    weighted_or_unweighted_mean,
+)
 from fl_blocks.metrics.model_metrics import MetricSums
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
@@ -35,6 +38,7 @@ from fl_blocks.templates.model_delta_client_work import (
     MetricsAggregator,
     check_optimizer,
     client_results_and_metrics,
+    model_and_weights_spec,
     reduce_batches,
     zero_all_if_any_non_finite,
 )
@@ -64,8 +68,7 @@ def mean_gradient(
 
 
 def _build_fed_sgd_client_work(model_fn: Callable[[], Model], metrics_aggregator: Optional[MetricsAggregator]) -> ClientWorkProcess:
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
 
     def client_update(weights: ModelWeights, dataset: Any, i: int) -> tuple[ClientResult, MetricSums]:
         gradient, sums = mean_gradient(model, weights, dataset, i)

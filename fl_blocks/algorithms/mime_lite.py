@@ -25,15 +25,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
-from fl_blocks.algorithms.composition import compose_algorithm, create_weighted_aggregator, weighted_or_unweighted_mean
+from fl_blocks.algorithms.composition import (
+    compose_algorithm,
+    create_weighted_aggregator,
+    weighted_or_unweighted_mean,
+)
 from fl_blocks.algorithms.fed_sgd import mean_gradient
 from fl_blocks.metrics.model_metrics import MetricSums
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
 from fl_blocks.optimizers.sgdm import build_sgdm
-from fl_blocks.specs import spec_of, zeros_like_spec
-from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess, unzip_client_results
+from fl_blocks.specs import zeros_like_spec
+from fl_blocks.templates.client_works import (
+    ClientResult,
+    ClientWorkProcess,
+    unzip_client_results,
+)
 from fl_blocks.templates.distributors import DistributionProcess
 from fl_blocks.templates.learning_process import LearningProcess
 from fl_blocks.templates.measured_process import MeasuredProcessOutput
@@ -43,6 +51,7 @@ from fl_blocks.templates.model_delta_client_work import (
     check_optimizer,
     choose_client_weight,
     client_results_and_metrics,
+    model_and_weights_spec,
     reduce_batches,
     zero_all_if_any_non_finite,
 )
@@ -59,8 +68,7 @@ def _build_mime_lite_client_work(
 ) -> ClientWorkProcess:
     if not isinstance(client_weighting, ClientWeighting):
         raise TypeError(f"client_weighting must be a ClientWeighting (NUM_EXAMPLES or UNIFORM), got {client_weighting!r}")
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
     gradient_aggregator = create_weighted_aggregator(full_gradient_aggregator, weights_spec.trainable, "full_gradient_aggregator")
 
     def client_update(global_state: Any, weights: ModelWeights, dataset: Any, i: int) -> tuple[tuple[ClientResult, Any], MetricSums]:

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import optree
 
-from fl_blocks.metrics.aggregator import MetricFinalizers, finalize_metrics, sum_unfinalized_metrics
+from fl_blocks.metrics.aggregator import (
+    MetricFinalizers,
+    finalize_metrics,
+    sum_unfinalized_metrics,
+)
 from fl_blocks.specs import spec_of, zeros_like_spec
 from fl_blocks.templates.aggregation_process import AggregationProcess
 from fl_blocks.templates.measured_process import MeasuredProcessOutput
@@ -58,7 +62,7 @@ class SumThenFinalizeFactory:
                 summed, measurements = sum_unfinalized_metrics(unfinalized_metrics), ()
             else:
                 inner_state, summed, measurements = inner.next(inner_state, unfinalized_metrics)
-            accumulated = optree.tree_map(lambda total, new: total + new, accumulated, summed)
+            accumulated = cast(Any, optree.tree_map(lambda total, new: total + new, accumulated, summed))
             result = (finalize_metrics(finalizers, summed), finalize_metrics(finalizers, accumulated))
             return MeasuredProcessOutput((inner_state, accumulated), result, measurements)
 

@@ -34,7 +34,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from fl_blocks.metrics.aggregator import sum_then_finalize
-from fl_blocks.metrics.model_metrics import MetricSums, metric_finalizers, unfinalized_metrics
+from fl_blocks.metrics.model_metrics import (
+    MetricSums,
+    metric_finalizers,
+    unfinalized_metrics,
+)
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
@@ -48,6 +52,7 @@ __all__ = [
     "check_optimizer",
     "choose_client_weight",
     "client_results_and_metrics",
+    "model_and_weights_spec",
     "model_delta_update",
     "reduce_batches",
     "zero_all_if_any_non_finite",
@@ -77,6 +82,19 @@ def check_optimizer(optimizer: Any, name: str) -> Optimizer:
     return optimizer
 
 
+def model_and_weights_spec(model_fn: Callable[[], Model]) -> tuple[Model, Any]:
+    """Returns ``(model_fn(), spec of its initial ModelWeights)``; a bad `model_fn` raises naming what it returned."""
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be a no-arg callable returning a Model such as SoftmaxRegression, got {type(model_fn).__name__}")
+    model = model_fn()
+    if not isinstance(model, Model):
+        raise TypeError(f"model_fn must return an fl_blocks Model (e.g. SoftmaxRegression), got {type(model).__name__}")
+    weights = model.initial_weights()
+    if not isinstance(weights, ModelWeights):
+        raise TypeError(f"the model's initial_weights() must return a ModelWeights, got {type(weights).__name__}")
+    return model, spec_of(weights)
+
+
 def _forward_backward(model: Model, trainable: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
     fused = getattr(model, "loss_gradients_and_correct", None)
     if fused is not None:
@@ -92,13 +110,16 @@ def reduce_batches(
 
     The metrics of each batch come from the forward pass at the weights before its step.
     """
-    from fl_blocks.algorithms.gradient_clipping import iterate_batches  # deferred: fl_blocks.algorithms imports templates
+    from fl_blocks.algorithms.gradient_clipping import (
+        iterate_batches,  # deferred: fl_blocks.algorithms imports templates
+    )
 
     sums = MetricSums()
-    for x, y in iterate_batches(model, dataset, client_index):
-        loss, gradients, num_correct = _forward_backward(model, trainable, x, y)
-        sums = sums.add_batch(loss, num_correct, y.shape[0])
-        carry, trainable = step(carry, trainable, gradients, y.shape[0])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # non-finite training is caught afterwards
+        for x, y in iterate_batches(model, dataset, client_index):
+            loss, gradients, num_correct = _forward_backward(model, trainable, x, y)
+            sums = sums.add_batch(loss, num_correct, y.shape[0])
+            carry, trainable = step(carry, trainable, gradients, y.shape[0])
     return trainable, carry, sums
 
 
@@ -173,8 +194,7 @@ def build_model_delta_client_work(
     optimizer = check_optimizer(optimizer, "optimizer")
     if not isinstance(client_weighting, ClientWeighting):
         raise TypeError(f"client_weighting must be a ClientWeighting (NUM_EXAMPLES or UNIFORM), got {client_weighting!r}")
-    model = model_fn()
-    weights_spec = spec_of(model.initial_weights())
+    model, weights_spec = model_and_weights_spec(model_fn)
     initial_hparams = optimizer.get_hparams(optimizer.initialize(weights_spec.trainable))
 
     def initialize_fn() -> Any:
