@@ -1,0 +1,69 @@
+"""`build_adamw`: TFF's AdamW (Adam with decoupled weight decay).
+
+State ``learning_rate, beta_1, beta_2, epsilon, step, accumulator,
+preconditioner, weight_decay``; moments as Adam's, then::
+
+    w = w - lr * (sqrt(1 - beta_2**t) / (1 - beta_1**t) * acc / (sqrt(pre) + epsilon) + weight_decay * w)
+
+(the decay uses the weights before the step and is scaled by the learning rate).
+
+>>> import numpy as np
+>>> adamw = build_adamw(learning_rate=0.1, weight_decay=0.5)
+>>> state = adamw.initialize([np.zeros(1)])
+>>> adamw.next(state, [np.array([2.0])], [np.zeros(1)])[1]  # no gradient: w - 0.1 * 0.5 * w
+[array([1.9])]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from fl_blocks.optimizers.adam import ADAM_STATE_KEYS
+from fl_blocks.optimizers.leafwise import BETA_1_KEY, BETA_2_KEY, EPSILON_KEY, LeafUpdate, LeafwiseOptimizer
+from fl_blocks.optimizers.moments import bias_correction, first_moment, second_moment
+from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
+
+__all__ = ["build_adamw", "WEIGHT_DECAY_KEY"]
+
+WEIGHT_DECAY_KEY = "weight_decay"
+
+
+class _AdamW(LeafwiseOptimizer):
+    state_keys = ADAM_STATE_KEYS + (WEIGHT_DECAY_KEY,)
+
+    def _leaf_update(self, hparams: Mapping[str, Any], step: Any) -> LeafUpdate:
+        def update(w: Any, g: Any, a: Any, p: Any) -> tuple[Any, ...]:
+            cast = g.dtype.type
+            beta_1, beta_2 = cast(hparams[BETA_1_KEY]), cast(hparams[BETA_2_KEY])
+            a = first_moment(g, a, beta_1)
+            p = second_moment(g, p, beta_2)
+            normalization = bias_correction(cast(1), beta_1, beta_2, step)
+            adam_step = normalization * a / (np.sqrt(p) + cast(hparams[EPSILON_KEY]))
+            return w - cast(hparams[LEARNING_RATE_KEY]) * (adam_step + cast(hparams[WEIGHT_DECAY_KEY]) * w), a, p
+
+        return update
+
+
+def build_adamw(
+    learning_rate: float,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    weight_decay: float = 0.004,
+) -> Optimizer:
+    """Returns TFF's AdamW optimizer (``tff.learning.optimizers.build_adamw``).
+
+    `learning_rate`, `epsilon` and `weight_decay` must be >= 0, `beta_1` and
+    `beta_2` in [0, 1]; `weight_decay=0` is Adam.
+    """
+    return _AdamW(
+        {
+            LEARNING_RATE_KEY: learning_rate,
+            BETA_1_KEY: beta_1,
+            BETA_2_KEY: beta_2,
+            EPSILON_KEY: epsilon,
+            WEIGHT_DECAY_KEY: weight_decay,
+        }
+    )
