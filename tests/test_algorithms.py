@@ -30,6 +30,8 @@ from fl_blocks.algorithms import (
 )
 from fl_blocks.models import ModelWeights, SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
+from fl_blocks.placements import AllEqual
+from fl_blocks.templates import build_model_delta_client_work
 
 
 class ZeroStart(SoftmaxRegression):
@@ -80,8 +82,6 @@ def test_unweighted_fed_avg_ignores_the_number_of_examples():
 
 def test_non_finite_client_is_zeroed_with_weight_zero_and_metrics_reset():
     process = build_weighted_fed_avg(ZeroStart, build_sgdm(0.1))
-    client_work = process.initialize().client_work
-    del client_work
     kernel, bias, metrics = weights_after_one_round(process, [CLIENT_A, CLIENT_NAN])
     np.testing.assert_allclose(kernel, [[0.05, -0.05]], atol=1e-7)  # only client A counts
     np.testing.assert_allclose(bias, [0.05, -0.05], atol=1e-7)
@@ -92,24 +92,13 @@ def test_non_finite_client_is_zeroed_with_weight_zero_and_metrics_reset():
 
 
 def test_non_finite_client_result_itself():
-    process = build_weighted_fed_avg(ZeroStart, build_sgdm(0.1))
-    from fl_blocks.placements import AllEqual
-
-    work_output = process_client_work(process).next(
-        process.initialize().client_work, AllEqual(ZeroStart().initial_weights()), [CLIENT_NAN]
-    )
+    client_work = build_model_delta_client_work(ZeroStart, build_sgdm(0.1), ClientWeighting.NUM_EXAMPLES)
+    work_output = client_work.next(client_work.initialize(), AllEqual(ZeroStart().initial_weights()), [CLIENT_NAN])
     result = work_output.result[0]
     assert result.update_weight == np.float32(0.0)
     assert all(np.array_equal(u, np.zeros_like(u)) for u in result.update)
     assert work_output.measurements["train"]["num_examples"] == 0
     assert work_output.measurements["train"]["loss"] == 0.0  # Keras' divide_no_nan over zero examples
-
-
-def process_client_work(process):
-    from fl_blocks.templates import build_model_delta_client_work
-
-    del process
-    return build_model_delta_client_work(ZeroStart, build_sgdm(0.1), ClientWeighting.NUM_EXAMPLES)
 
 
 def test_fed_prox_keeps_a_non_finite_clients_metrics():
