@@ -42,6 +42,15 @@ def client_weights_array(weights: Sequence[Any], dtype: Any = np.float32) -> np.
     return array
 
 
+def _weighted_total(weights: np.ndarray, leaf: np.ndarray) -> np.ndarray:
+    """``sum_c weights[c] * leaf[c]``, read in the leaf's memory order (no copy of a transposed stack)."""
+    axes = (0,) + tuple(int(a) + 1 for a in np.argsort([-s for s in leaf.strides[1:]], kind="stable"))
+    if leaf.flags.c_contiguous or not leaf.transpose(axes).flags.c_contiguous:
+        return cast(np.ndarray, np.tensordot(weights, leaf, axes=1))
+    total = np.tensordot(weights, leaf.transpose(axes), axes=1)
+    return np.ascontiguousarray(total.transpose(np.argsort(axes[1:])))
+
+
 def _divide(total: np.ndarray, weight: np.ndarray, no_nan: bool) -> np.ndarray:
     weight = weight.astype(total.dtype)
     if no_nan and weight == 0:
@@ -86,7 +95,7 @@ class MeanFactory:
             if fused:
                 value_state, weight_state = state["value_sum_process"], state["weight_sum_process"]
                 value_measurements = weight_measurements = ()
-                total = optree.tree_map(lambda leaf: np.tensordot(weights.astype(leaf.dtype), leaf, axes=1), stacked)
+                total = optree.tree_map(lambda leaf: _weighted_total(weights.astype(leaf.dtype), leaf), stacked)
                 total_weight = weights.sum(dtype=weights.dtype)
             else:
                 weighted = optree.tree_map(

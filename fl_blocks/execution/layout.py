@@ -1,0 +1,190 @@
+"""Lockstep data layout: clients sorted by number of batches, in chunks, one row block per step.
+
+Step ``k`` of a chunk holds batch ``k`` of its ``A_k`` still-active clients (a
+prefix: clients are sorted by number of batches, most first), each padded to
+the step's widest batch. Padding rows are zero and carry an infinite
+denominator, so they add nothing to a gradient. Array-backed `Dataset`\\ s are
+materialized per chunk through their `ArrayPlan`: stored rows (e.g. uint8
+pixels) are gathered in lockstep order and the dataset's maps run once on them.
+
+>>> import numpy as np
+>>> from fl_blocks.models import SoftmaxRegression
+>>> model = SoftmaxRegression(2, 2)
+>>> one = [(np.ones((2, 2), np.float32), np.array([0, 1]))]
+>>> two = one + [(np.ones((1, 2), np.float32), np.array([1]))]
+>>> [chunk] = build_chunks(model, [one, two])
+>>> chunk.clients.tolist(), chunk.steps, chunk.denominators.tolist()
+([1, 0], [(0, 2, 2), (4, 1, 1)], [2.0, 2.0, 2.0, 2.0, 1.0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+import optree
+
+from fl_blocks.execution.batches import check_label_range, checked_batch_list, unpack_batch
+from fl_blocks.models.softmax import SoftmaxRegression
+from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
+
+__all__ = ["Chunk", "ClientSource", "client_source", "group_clients", "make_chunk", "build_chunks", "MAX_CHUNK_ROWS"]
+
+#: Rows (examples plus padding) per chunk: its float32 rows stay in the last-level cache.
+MAX_CHUNK_ROWS = 2048
+Batches = list[tuple[np.ndarray, np.ndarray]]
+
+
+class ClientSource(NamedTuple):
+    """One client's data: checked batches or an `ArrayPlan`, and its batch sizes."""
+
+    client: int
+    sizes: np.ndarray
+    batches: Optional[Batches]
+    plan: Optional[ArrayPlan]
+
+
+class Chunk(NamedTuple):
+    """Clients trained together; `steps` are ``(first row, active clients, width)``."""
+
+    clients: np.ndarray
+    num_examples: np.ndarray
+    x: np.ndarray
+    labels: np.ndarray
+    denominators: np.ndarray
+    steps: list[tuple[int, int, int]]
+
+
+def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientSource:
+    """Reads one client's dataset: its `ArrayPlan` when it has one, else its checked batches."""
+    plan_fn = getattr(dataset, "array_plan", None)
+    plan = plan_fn() if callable(plan_fn) else None
+    if isinstance(plan, ArrayPlan) and plan.batch_size is not None:
+        full, rest = divmod(plan.num_rows, plan.batch_size)
+        sizes = np.full(full + (1 if rest and not plan.drop_remainder else 0), plan.batch_size, np.int64)
+        if rest and not plan.drop_remainder:
+            sizes[-1] = rest
+        return ClientSource(index, sizes, None, plan)
+    batches = checked_batch_list(model, model.input_dim, dataset, index)
+    return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), batches, None)
+
+
+def _plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSource:
+    """A plan client as checked batches (one `materialize` call, sliced)."""
+    assert source.plan is not None
+    batches: list[Any] = []
+    if len(source.sizes):
+        block = source.plan.materialize(0, int(source.sizes.sum()))
+        ends = np.cumsum(source.sizes)
+        batches = [optree.tree_map(lambda leaf, e=e, n=n: leaf[e - n:e], block) for e, n in zip(ends, source.sizes)]
+    return source._replace(batches=checked_batch_list(model, model.input_dim, batches, source.client), plan=None)
+
+
+def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: slot client, slot step, real count and position in the slot; per step: active, width."""
+    active, width = (sizes > 0).sum(axis=0), sizes.max(axis=0, initial=0)
+    slot_step = np.repeat(np.arange(len(active)), active)
+    slot_client = np.arange(len(slot_step)) - np.repeat(np.cumsum(active) - active, active)
+    slot_width = width[slot_step]
+    row_slot = np.repeat(np.arange(len(slot_step)), slot_width)
+    position = np.arange(len(row_slot)) - np.repeat(np.cumsum(slot_width) - slot_width, slot_width)
+    return slot_client[row_slot], slot_step[row_slot], sizes[slot_client, slot_step][row_slot], position, active, width
+
+
+def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...]) -> Any:
+    """The group's rows in lockstep order through their shared maps (padding rows repeat a real row)."""
+    client, step, count, position = geometry[:4]
+    plans = [s.plan for s in group if s.plan is not None]
+    leaves = [optree.tree_leaves(p.columns) for p in plans]
+    stored = [np.concatenate([ls[j] if p.rows is None else ls[j][p.rows] for ls, p in zip(leaves, plans)])
+              for j in range(len(leaves[0]))]
+    totals = sizes.sum(axis=1)
+    starts = np.cumsum(sizes, axis=1) - sizes
+    source_rows = (np.cumsum(totals) - totals)[client] + starts[client, step] + np.where(position < count, position, 0)
+    block = optree.tree_unflatten(optree.tree_structure(plans[0].columns), [leaf[source_rows] for leaf in stored])
+    for fn in plans[0].element_fns + plans[0].batch_fns:
+        block = call(fn, block)
+    return block
+
+
+def _shared_maps(group: Sequence[ClientSource]) -> bool:
+    first = group[0].plan
+    return first is not None and all(
+        s.plan is not None and s.plan.element_fns == first.element_fns and s.plan.batch_fns == first.batch_fns
+        and optree.tree_structure(s.plan.columns) == optree.tree_structure(first.columns) for s in group
+    )
+
+
+def _stack_steps(group: Sequence[ClientSource], sizes: np.ndarray, rows: int, dim: int, steps: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The group's batches in lockstep order, short batches padded with zero rows (one copy per array)."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    zeros_x, zeros_y = np.zeros((int(sizes.max(initial=0)), dim), np.float32), np.zeros(int(sizes.max(initial=0)), np.intp)
+    for k, (_, active, width) in enumerate(steps):
+        for i in range(active):
+            bx, by = group[i].batches[k]  # type: ignore[index]
+            xs.append(bx)
+            ys.append(by)
+            if len(by) < width:
+                xs.append(zeros_x[:width - len(by)])
+                ys.append(zeros_y[:width - len(by)])
+    x, labels = np.empty((rows, dim), np.float32), np.empty(rows, np.intp)
+    if xs:
+        np.concatenate(xs, out=x)
+        np.concatenate(ys, out=labels, casting="unsafe")
+    return x, labels
+
+
+def make_chunk(model: SoftmaxRegression, group: list[ClientSource]) -> Chunk:
+    """One group's lockstep layout (see the module docstring)."""
+    group.sort(key=lambda s: -len(s.sizes))  # stable: ties keep client order
+    sizes = np.zeros((len(group), max(len(s.sizes) for s in group)), np.int64)
+    for i, s in enumerate(group):
+        sizes[i, :len(s.sizes)] = s.sizes
+    geometry = _geometry(sizes)
+    client, step, count, position, active, width = geometry
+    starts = np.cumsum(active * width) - active * width
+    steps = [(int(s), int(a), int(w)) for s, a, w in zip(starts, active, width)]
+    real = position < count
+    x = labels = None
+    if len(client) and _shared_maps(group):
+        x, labels = unpack_batch(_gather_plans(group, sizes, geometry))
+        ok = isinstance(x, np.ndarray) and isinstance(labels, np.ndarray) and x.dtype == np.float32
+        ok = ok and x.shape == (len(client), model.input_dim) and labels.dtype.kind in "iu" and labels.size == len(client)
+        if ok and not x.flags.writeable:
+            x = x.copy()
+        x, labels = (x, labels.reshape(-1)) if ok else (None, None)
+    if x is None:
+        group = [_plan_batches(model, s) if s.plan is not None else s for s in group]
+        x, labels = _stack_steps(group, sizes, len(client), model.input_dim, steps)
+    else:
+        x[~real] = 0
+    assert labels is not None
+    if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
+        ordered = sorted((_plan_batches(model, s) if s.plan is not None else s) for s in group)
+        check_label_range(model, labels, model.num_classes, [(s.client, s.batches or []) for s in ordered])
+    denominators = np.where(real, count.astype(np.float32), np.float32(np.inf))
+    indices = np.array([s.client for s in group], np.int64)
+    return Chunk(indices, sizes.sum(axis=1).astype(np.float32), x, labels, denominators, steps)
+
+
+def group_clients(sources: Sequence[ClientSource], max_rows: int = MAX_CHUNK_ROWS) -> list[list[ClientSource]]:
+    """Clients sorted by number of batches (most first), cut into groups of at most about `max_rows` padded rows."""
+    order = sorted(range(len(sources)), key=lambda i: -len(sources[i].sizes))
+    groups: list[list[ClientSource]] = [[]]
+    rows = 0
+    for i in order:
+        padded = len(sources[i].sizes) * int(sources[i].sizes.max(initial=0))
+        if groups[-1] and rows + padded > max_rows:
+            groups.append([])
+            rows = 0
+        groups[-1].append(sources[i])
+        rows += padded
+    return groups
+
+
+def build_chunks(model: SoftmaxRegression, client_data: Sequence[Any], max_rows: int = MAX_CHUNK_ROWS) -> Iterator[Chunk]:
+    """All clients' data in lockstep chunks of at most about `max_rows` rows each, made one at a time."""
+    sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
+    return (make_chunk(model, group) for group in group_clients(sources, max_rows))
