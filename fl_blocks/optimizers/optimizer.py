@@ -89,10 +89,9 @@ def check_learning_rate(learning_rate: float) -> None:
 
 def check_hparam(owner: str, name: str, value: Any) -> float:
     """Returns `value` as a float after TFF's range check: [0, 1] for betas, decay and momentum, else finite >= 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner} `{name}` must be a real number, found {value!r}") from None
+    if np.ndim(value) != 0 or np.asarray(value).dtype.kind not in "fiu":
+        raise TypeError(f"{owner} `{name}` must be a real number, found {value!r}")
+    number = float(value)
     if name in _UNIT_INTERVAL_HPARAMS:
         if not 0.0 <= number <= 1.0:
             raise ValueError(f"{owner} `{name}` must be in the range [0.0, 1.0], found {value!r}.")
