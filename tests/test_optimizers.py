@@ -1,11 +1,27 @@
-"""`build_sgdm`: TFF's formula, state keys and hyperparameter access, by hand."""
+"""Optimizers: TFF's formulas by hand, state keys, hyperparameters, purity, structure, errors, scheduling."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import collections
+import copy
 
-from fl_blocks.optimizers import build_sgdm
+import numpy as np
+import optree
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fl_blocks.optimizers import (
+    Optimizer,
+    build_adagrad,
+    build_adam,
+    build_adamw,
+    build_rmsprop,
+    build_sgdm,
+    build_yogi,
+    schedule_learning_rate,
+)
 from fl_blocks.specs import spec_of
 
 
@@ -61,24 +77,6 @@ def test_mismatched_gradients_raise():
 
 
 # ---- The adaptive optimizers and schedule_learning_rate ----
-
-import collections  # noqa: E402
-import copy  # noqa: E402
-
-import optree  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
-
-from fl_blocks.optimizers import (  # noqa: E402
-    Optimizer,
-    build_adagrad,
-    build_adam,
-    build_adamw,
-    build_rmsprop,
-    build_yogi,
-    schedule_learning_rate,
-)
 
 ADAPTIVE = {
     "adam": lambda: build_adam(0.1),
@@ -168,7 +166,10 @@ def test_nested_structures_are_kept_and_give_the_flat_result(name):
     rng = np.random.default_rng(0)
     leaves = [rng.normal(size=s) for s in [(2, 3), (3,), (), (1, 2)]]
     grads = [rng.normal(size=np.shape(x)) for x in leaves]
-    nest = lambda x: {"dense": [x[0], (x[1], x[2])], "bias": x[3]}  # noqa: E731
+
+    def nest(x):
+        return {"dense": [x[0], (x[1], x[2])], "bias": x[3]}
+
     optimizer = ADAPTIVE[name]()
     flat_state, flat_w = optimizer.initialize(spec_of(leaves)), leaves
     state, w = optimizer.initialize(spec_of(nest(leaves))), nest(leaves)

@@ -36,24 +36,31 @@ from fl_blocks.optimizers.leafwise import (
 from fl_blocks.optimizers.moments import bias_correction, first_moment, second_moment
 from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
 
-__all__ = ["build_adam", "ADAM_STATE_KEYS"]
+__all__ = ["build_adam", "Adam", "ADAM_STATE_KEYS"]
 
-ADAM_STATE_KEYS = (LEARNING_RATE_KEY, BETA_1_KEY, BETA_2_KEY, EPSILON_KEY, STEP_KEY, ACCUMULATOR_KEY, PRECONDITIONER_KEY)
+ADAM_STATE_KEYS: tuple[str, ...] = (LEARNING_RATE_KEY, BETA_1_KEY, BETA_2_KEY, EPSILON_KEY, STEP_KEY, ACCUMULATOR_KEY, PRECONDITIONER_KEY)
 
 
-class _Adam(LeafwiseOptimizer):
+class Adam(LeafwiseOptimizer):
+    """TFF's Adam; Yogi and AdamW change `_precondition` and `_apply`."""
+
     state_keys = ADAM_STATE_KEYS
+    _precondition = staticmethod(second_moment)
 
     def _leaf_update(self, hparams: Mapping[str, Any], step: Any) -> LeafUpdate:
         def update(w: Any, g: Any, a: Any, p: Any) -> tuple[Any, ...]:
             cast = g.dtype.type
             beta_1, beta_2 = cast(hparams[BETA_1_KEY]), cast(hparams[BETA_2_KEY])
             a = first_moment(g, a, beta_1)
-            p = second_moment(g, p, beta_2)
-            lr = bias_correction(cast(hparams[LEARNING_RATE_KEY]), beta_1, beta_2, step)
-            return w - lr * a / (np.sqrt(p) + cast(hparams[EPSILON_KEY])), a, p
+            p = self._precondition(g, p, beta_2)
+            return self._apply(w, a, p, {k: cast(v) for k, v in hparams.items()}, step), a, p
 
         return update
+
+    def _apply(self, w: Any, a: Any, p: Any, hparams: Mapping[str, Any], step: Any) -> Any:
+        """The new weights from the new moments; `hparams` are cast to the leaf dtype."""
+        lr = bias_correction(hparams[LEARNING_RATE_KEY], hparams[BETA_1_KEY], hparams[BETA_2_KEY], step)
+        return w - lr * a / (np.sqrt(p) + hparams[EPSILON_KEY])
 
 
 def build_adam(learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> Optimizer:
@@ -61,4 +68,4 @@ def build_adam(learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999,
 
     `learning_rate` and `epsilon` must be >= 0, `beta_1` and `beta_2` in [0, 1].
     """
-    return _Adam({LEARNING_RATE_KEY: learning_rate, BETA_1_KEY: beta_1, BETA_2_KEY: beta_2, EPSILON_KEY: epsilon})
+    return Adam({LEARNING_RATE_KEY: learning_rate, BETA_1_KEY: beta_1, BETA_2_KEY: beta_2, EPSILON_KEY: epsilon})

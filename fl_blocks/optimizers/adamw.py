@@ -20,9 +20,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from fl_blocks.optimizers.adam import ADAM_STATE_KEYS
-from fl_blocks.optimizers.leafwise import BETA_1_KEY, BETA_2_KEY, EPSILON_KEY, LeafUpdate, LeafwiseOptimizer
-from fl_blocks.optimizers.moments import bias_correction, first_moment, second_moment
+from fl_blocks.optimizers.adam import ADAM_STATE_KEYS, Adam
+from fl_blocks.optimizers.leafwise import BETA_1_KEY, BETA_2_KEY, EPSILON_KEY
+from fl_blocks.optimizers.moments import bias_correction
 from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
 
 __all__ = ["build_adamw", "WEIGHT_DECAY_KEY"]
@@ -30,20 +30,16 @@ __all__ = ["build_adamw", "WEIGHT_DECAY_KEY"]
 WEIGHT_DECAY_KEY = "weight_decay"
 
 
-class _AdamW(LeafwiseOptimizer):
+class AdamW(Adam):
+    """TFF's AdamW: Adam's step plus weight decay, both scaled by the learning rate."""
+
     state_keys = ADAM_STATE_KEYS + (WEIGHT_DECAY_KEY,)
 
-    def _leaf_update(self, hparams: Mapping[str, Any], step: Any) -> LeafUpdate:
-        def update(w: Any, g: Any, a: Any, p: Any) -> tuple[Any, ...]:
-            cast = g.dtype.type
-            beta_1, beta_2 = cast(hparams[BETA_1_KEY]), cast(hparams[BETA_2_KEY])
-            a = first_moment(g, a, beta_1)
-            p = second_moment(g, p, beta_2)
-            normalization = bias_correction(cast(1), beta_1, beta_2, step)
-            adam_step = normalization * a / (np.sqrt(p) + cast(hparams[EPSILON_KEY]))
-            return w - cast(hparams[LEARNING_RATE_KEY]) * (adam_step + cast(hparams[WEIGHT_DECAY_KEY]) * w), a, p
-
-        return update
+    def _apply(self, w: Any, a: Any, p: Any, hparams: Mapping[str, Any], step: Any) -> Any:
+        one = hparams[LEARNING_RATE_KEY].dtype.type(1)
+        normalization = bias_correction(one, hparams[BETA_1_KEY], hparams[BETA_2_KEY], step)
+        adam_step = normalization * a / (np.sqrt(p) + hparams[EPSILON_KEY])
+        return w - hparams[LEARNING_RATE_KEY] * (adam_step + hparams[WEIGHT_DECAY_KEY] * w)
 
 
 def build_adamw(
@@ -58,7 +54,7 @@ def build_adamw(
     `learning_rate`, `epsilon` and `weight_decay` must be >= 0, `beta_1` and
     `beta_2` in [0, 1]; `weight_decay=0` is Adam.
     """
-    return _AdamW(
+    return AdamW(
         {
             LEARNING_RATE_KEY: learning_rate,
             BETA_1_KEY: beta_1,

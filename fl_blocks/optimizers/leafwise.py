@@ -20,12 +20,20 @@ from __future__ import annotations
 
 import abc
 import collections
+import functools
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import optree
 
-from fl_blocks.optimizers.optimizer import Optimizer, State, check_hparam, check_weights_gradients_match, check_weights_match, map_leaves_n
+from fl_blocks.optimizers.optimizer import (
+    Optimizer,
+    State,
+    check_hparam,
+    check_weights_gradients_match,
+    check_weights_match,
+    map_leaves_n,
+)
 
 __all__ = ["LeafwiseOptimizer", "STEP_KEY", "ACCUMULATOR_KEY", "PRECONDITIONER_KEY", "EPSILON_KEY", "BETA_1_KEY", "BETA_2_KEY"]
 
@@ -38,6 +46,10 @@ BETA_2_KEY = "beta_2"
 _TREE_KEYS = (ACCUMULATOR_KEY, PRECONDITIONER_KEY)
 
 LeafUpdate = Callable[..., tuple[Any, ...]]
+
+
+def _full(value: float, spec: Any) -> Any:
+    return np.full(spec.shape, value, spec.dtype)
 
 
 class LeafwiseOptimizer(Optimizer):
@@ -63,8 +75,7 @@ class LeafwiseOptimizer(Optimizer):
             if key == STEP_KEY:
                 state[key] = np.int32(0)
             elif key in self._tree_keys:
-                value = self._initial_values.get(key, 0.0)
-                state[key] = optree.tree_map(lambda s: np.full(s.shape, value, s.dtype), specs)
+                state[key] = optree.tree_map(functools.partial(_full, self._initial_values.get(key, 0.0)), specs)
             else:
                 state[key] = self._hparams[key]
         return state

@@ -19,7 +19,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from fl_blocks.optimizers.leafwise import EPSILON_KEY, PRECONDITIONER_KEY, LeafUpdate, LeafwiseOptimizer
+from fl_blocks.optimizers.leafwise import (
+    EPSILON_KEY,
+    PRECONDITIONER_KEY,
+    LeafUpdate,
+    LeafwiseOptimizer,
+)
 from fl_blocks.optimizers.moments import second_moment
 from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
 

@@ -24,7 +24,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer, State, check_hparam
+from fl_blocks.optimizers.optimizer import (
+    LEARNING_RATE_KEY,
+    Optimizer,
+    State,
+    check_hparam,
+)
 
 __all__ = ["schedule_learning_rate", "ROUND_NUM_KEY", "OPTIMIZER_KEY"]
 

@@ -18,32 +18,29 @@ accumulator, preconditioner``); the preconditioner starts at
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from fl_blocks.optimizers.adam import ADAM_STATE_KEYS
-from fl_blocks.optimizers.leafwise import BETA_1_KEY, BETA_2_KEY, EPSILON_KEY, PRECONDITIONER_KEY, LeafUpdate, LeafwiseOptimizer
-from fl_blocks.optimizers.moments import bias_correction, first_moment
+from fl_blocks.optimizers.adam import Adam
+from fl_blocks.optimizers.leafwise import (
+    BETA_1_KEY,
+    BETA_2_KEY,
+    EPSILON_KEY,
+    PRECONDITIONER_KEY,
+)
 from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
 
 __all__ = ["build_yogi"]
 
 
-class _Yogi(LeafwiseOptimizer):
-    state_keys = ADAM_STATE_KEYS
+class Yogi(Adam):
+    """TFF's Yogi: Adam with an additive preconditioner update."""
 
-    def _leaf_update(self, hparams: Mapping[str, Any], step: Any) -> LeafUpdate:
-        def update(w: Any, g: Any, a: Any, p: Any) -> tuple[Any, ...]:
-            cast = g.dtype.type
-            beta_1, beta_2 = cast(hparams[BETA_1_KEY]), cast(hparams[BETA_2_KEY])
-            a = first_moment(g, a, beta_1)
-            g2 = np.square(g)
-            p = p + (1 - beta_2) * np.sign(g2 - p) * g2
-            lr = bias_correction(cast(hparams[LEARNING_RATE_KEY]), beta_1, beta_2, step)
-            return w - lr * a / (np.sqrt(p) + cast(hparams[EPSILON_KEY])), a, p
-
-        return update
+    @staticmethod
+    def _precondition(g: Any, p: Any, beta_2: Any) -> Any:
+        g2 = np.square(g)
+        return p + (1 - beta_2) * np.sign(g2 - p) * g2
 
 
 def build_yogi(
@@ -58,7 +55,7 @@ def build_yogi(
     `learning_rate`, `epsilon` and `initial_preconditioner_value` must be >= 0,
     `beta_1` and `beta_2` in [0, 1].
     """
-    return _Yogi(
+    return Yogi(
         {LEARNING_RATE_KEY: learning_rate, BETA_1_KEY: beta_1, BETA_2_KEY: beta_2, EPSILON_KEY: epsilon},
         {PRECONDITIONER_KEY: ("initial_preconditioner_value", initial_preconditioner_value)},
     )
