@@ -102,10 +102,24 @@ def check_hparam(owner: str, name: str, value: Any) -> float:
 
 def _flat_arrays(*trees: Any) -> bool:
     """Whether every tree is a list of arrays of one length: the per-batch case, mapped without a tree walk."""
-    first = trees[0]
-    return all(
-        type(tree) is list and len(tree) == len(first) and all(type(leaf) is np.ndarray for leaf in tree) for tree in trees
-    )
+    size = len(trees[0]) if type(trees[0]) is list else -1
+    for tree in trees:
+        if type(tree) is not list or len(tree) != size:
+            return False
+        for leaf in tree:
+            if type(leaf) is not np.ndarray:
+                return False
+    return True
+
+
+def _flat_and_matching(weights: Any, other: Any) -> bool:
+    """Whether both are equally long lists of arrays with pairwise equal shapes and dtypes (the per-batch case)."""
+    if type(weights) is not list or type(other) is not list or len(weights) != len(other):
+        return False
+    for w, o in zip(weights, other):
+        if type(w) is not np.ndarray or type(o) is not np.ndarray or w.shape != o.shape or w.dtype != o.dtype:
+            return False
+    return True
 
 
 def map_leaves(fn: Callable[..., Any], *trees: Any) -> Any:
@@ -132,6 +146,8 @@ def check_weights_gradients_match(weights: Any, gradients: Any) -> None:
 
 def check_weights_match(weights: Any, other: Any, name: str) -> None:
     """Raises a clear error when `other` (gradients, or a state tree such as the accumulator) does not fit `weights`."""
+    if _flat_and_matching(weights, other):
+        return
     advice = "" if name == "gradient" else "; was the optimizer initialized with specs of other weights?"
     if _flat_arrays(weights, other):
         w_leaves, o_leaves = weights, other
