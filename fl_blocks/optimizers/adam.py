@@ -50,10 +50,10 @@ class Adam(LeafwiseOptimizer):
     def _leaf_update(self, hparams: Mapping[str, Any], step: Any) -> LeafUpdate:
         def update(w: Any, g: Any, a: Any, p: Any) -> tuple[Any, ...]:
             cast = g.dtype.type
-            beta_1, beta_2 = cast(hparams[BETA_1_KEY]), cast(hparams[BETA_2_KEY])
-            a = first_moment(g, a, beta_1)
-            p = self._precondition(g, p, beta_2)
-            return self._apply(w, a, p, {k: cast(v) for k, v in hparams.items()}, step), a, p
+            leaf_hparams = {key: cast(value) for key, value in hparams.items()}
+            a = first_moment(g, a, leaf_hparams[BETA_1_KEY])
+            p = self._precondition(g, p, leaf_hparams[BETA_2_KEY])
+            return self._apply(w, a, p, leaf_hparams, step), a, p
 
         return update
 
