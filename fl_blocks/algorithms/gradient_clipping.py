@@ -19,20 +19,21 @@ Client work, per client, exactly as in TFF's *Composing Learning Algorithms*::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from fl_blocks.aggregators.mean import MeanFactory
 from fl_blocks.execution.batches import iterate_batches
-from fl_blocks.execution.layout import build_chunks
-from fl_blocks.execution.lockstep import is_elementwise, train_chunk
+from fl_blocks.execution.lockstep import is_elementwise
+from fl_blocks.execution.vectorized import client_results
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
 from fl_blocks.models.softmax import SoftmaxRegression
-from fl_blocks.placements import AllEqual, StackedClients
+from fl_blocks.placements import AllEqual
 from fl_blocks.specs import TensorSpec, spec_of
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.composers import compose_learning_process
@@ -98,15 +99,26 @@ def _executor(executor: str, model: Model, optimizer: Optimizer) -> str:
     return "loop" if reason else "vectorized"
 
 
+def _processes(processes: Optional[int]) -> int:
+    if processes is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes must be a positive int or None (one per CPU), got {processes!r}")
+    return processes
+
+
 def build_gradient_clipping_client_work(
-    model_fn: Callable[[], Model], optimizer: Optimizer, clip_norm: float = 1.0, *, executor: str = "auto"
+    model_fn: Callable[[], Model], optimizer: Optimizer, clip_norm: float = 1.0, *, executor: str = "auto",
+    processes: Optional[int] = 1,
 ) -> ClientWorkProcess:
     """Client work that trains one epoch with per-batch global-norm gradient clipping.
 
     State and measurements are ``()``; each client's result is
     ``ClientResult(update=initial - trained, update_weight=num_examples)``.
     `executor` (see `EXECUTORS`) changes speed only: the vectorized executor
-    agrees with the loop to float32 rounding (~1e-7).
+    agrees with the loop to float32 rounding (~1e-7). With `processes` > 1
+    (None: one per CPU) the vectorized executor shares large rounds out to
+    forked helper processes (POSIX), with identical results.
     """
     _check_optimizer(optimizer, "optimizer")
     if not clip_norm > 0:
@@ -114,6 +126,7 @@ def build_gradient_clipping_client_work(
     model = model_fn()
     weights_spec = spec_of(model.initial_weights())
     vectorized = _executor(executor, model, optimizer) == "vectorized"
+    processes = _processes(processes)
 
     def train_client(weights: ModelWeights, dataset: Any, client_index: int) -> ClientResult:
         initial = list(weights.trainable)
@@ -127,35 +140,13 @@ def build_gradient_clipping_client_work(
         update = [a - b for a, b in zip(initial, trainable)]
         return ClientResult(update=update, update_weight=np.float32(num_examples))
 
-    def train_lockstep(weights: Sequence[ModelWeights] | AllEqual[ModelWeights], client_data: Sequence[Any]) -> StackedClients:
-        assert isinstance(model, SoftmaxRegression)
-        kernel_spec, bias_spec = weights_spec.trainable
-        count = len(client_data)
-        kernels = np.empty((count,) + kernel_spec.shape[::-1], kernel_spec.dtype)  # transposed, as trained
-        biases = np.empty((count,) + bias_spec.shape, bias_spec.dtype)
-        num_examples = np.empty(count, np.float32)
-        if isinstance(weights, AllEqual):
-            kernel, bias = weights.value.trainable
-            kernel = np.ascontiguousarray(kernel.T)
-        for chunk in build_chunks(model, client_data):
-            size = len(chunk.clients)
-            if isinstance(weights, AllEqual):
-                initial = np.broadcast_to(kernel, (size,) + kernel.shape), np.broadcast_to(bias, (size,) + bias.shape)
-            else:
-                initial = (np.stack([weights[i].trainable[0].T for i in chunk.clients]),
-                           np.stack([weights[i].trainable[1] for i in chunk.clients]))
-            trained = train_chunk(chunk, initial[0], initial[1], optimizer, clip_norm)
-            kernels[chunk.clients] = np.subtract(initial[0], trained[0], out=trained[0])
-            biases[chunk.clients] = np.subtract(initial[1], trained[1], out=trained[1])
-            num_examples[chunk.clients] = chunk.num_examples
-        return StackedClients(ClientResult(update=[kernels.transpose(0, 2, 1), biases], update_weight=num_examples))
-
     def initialize_fn() -> tuple[()]:
         return ()
 
     def next_fn(state: tuple[()], weights: Sequence[ModelWeights] | AllEqual[ModelWeights], client_data: Sequence[Any]) -> MeasuredProcessOutput:
         if vectorized:
-            return MeasuredProcessOutput(state, train_lockstep(weights, client_data), ())
+            assert isinstance(model, SoftmaxRegression)
+            return MeasuredProcessOutput(state, client_results(model, optimizer, clip_norm, weights, client_data, processes), ())
         results = [train_client(weights[i], dataset, i) for i, dataset in enumerate(client_data)]
         return MeasuredProcessOutput(state, results, ())
 
@@ -169,16 +160,18 @@ def build_fed_avg_with_clipping(
     clip_norm: float = 1.0,
     *,
     executor: str = "auto",
+    processes: Optional[int] = 1,
 ) -> LearningProcess:
     """The tutorial's FedAvg with client gradient clipping, composed from the four blocks.
 
-    `executor` chooses how the client work runs (see `EXECUTORS`).
+    `executor` and `processes` choose how the client work runs (see
+    `build_gradient_clipping_client_work`); they change speed, not results.
     """
     _check_optimizer(server_optimizer_fn, "server_optimizer_fn")
     initial_model_weights_fn = model_fn().initial_weights
     weights_spec = spec_of(initial_model_weights_fn())
     distributor = build_broadcast_process(weights_spec)
-    client_work = build_gradient_clipping_client_work(model_fn, client_optimizer_fn, clip_norm, executor=executor)
+    client_work = build_gradient_clipping_client_work(model_fn, client_optimizer_fn, clip_norm, executor=executor, processes=processes)
     aggregator = MeanFactory().create(client_work.update_spec, TensorSpec((), "float32"))
     finalizer = build_apply_optimizer_finalizer(server_optimizer_fn, weights_spec)
     return compose_learning_process(initial_model_weights_fn, distributor, client_work, aggregator, finalizer)

@@ -1,0 +1,100 @@
+"""Work shared between this process and forked helper processes, results in shared memory.
+
+`shared_empty` allocates an array in an anonymous shared mapping: forked
+processes write their part of the results straight into it, so nothing is
+pickled or copied back. `run_shares` runs ``work(share)`` for every share,
+the first in this process and the others in forked children (which see this
+process's memory, e.g. every client's data, as it was at the fork), and
+re-raises a child's error here. Fork is POSIX-only; elsewhere everything runs here.
+
+>>> out = shared_empty((4,), np.int64)
+>>> def work(share):
+...     for i in share:
+...         out[i] = i * i
+>>> run_shares(work, [[0, 1], [2, 3]])
+>>> out.tolist()
+[0, 1, 4, 9]
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import os
+import traceback
+from collections.abc import Sequence
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+__all__ = ["can_fork", "shared_empty", "run_shares", "balanced_shares"]
+
+T = TypeVar("T")
+_REBUILT: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError, "KeyError": KeyError}
+
+
+def can_fork() -> bool:
+    """Whether helper processes can be forked here."""
+    return hasattr(os, "fork") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def shared_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialized array in memory shared with processes forked after this call."""
+    dtype = np.dtype(dtype)
+    nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
+    buffer = mmap.mmap(-1, nbytes)  # anonymous MAP_SHARED mapping, freed with the last view of it
+    return np.frombuffer(buffer, dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def balanced_shares(costs: Sequence[float], count: int) -> list[list[int]]:
+    """Indices of `costs` split into `count` shares of about equal total cost (largest first, greedy)."""
+    shares: list[list[int]] = [[] for _ in range(count)]
+    totals = [0.0] * count
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        j = totals.index(min(totals))
+        shares[j].append(i)
+        totals[j] += costs[i]
+    return [sorted(share) for share in shares]
+
+
+def _child(work: Callable[[T], None], share: T, connection: Any) -> None:
+    try:
+        work(share)
+    except BaseException as error:  # report anything to the parent, which re-raises it
+        connection.send((type(error).__name__, str(error), traceback.format_exc()))
+        raise SystemExit(1) from None
+    connection.send(None)
+
+
+def run_shares(work: Callable[[T], None], shares: Sequence[T]) -> None:
+    """Runs ``work(share)`` for each share: the first here, the others in forked processes, all at once."""
+    if len(shares) > 1 and not can_fork():
+        for share in shares:
+            work(share)
+        return
+    context = multiprocessing.get_context("fork")
+    children = []
+    for share in shares[1:]:
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(work, share, sender), daemon=True)
+        process.start()
+        sender.close()
+        children.append((process, receiver))
+    error = None
+    try:
+        if shares:
+            work(shares[0])
+    finally:
+        for process, receiver in children:
+            try:
+                report = receiver.recv()
+            except EOFError:
+                report = ("ChildProcessError", "a helper process died before reporting", "")
+            process.join()
+            if error is None and (report is not None or process.exitcode != 0):
+                error = report or ("ChildProcessError", f"a helper process exited with code {process.exitcode}", "")
+    if error is not None:
+        name, message, trace = error
+        if name in _REBUILT:  # the error the same work would raise here, e.g. a bad batch named by client
+            raise _REBUILT[name](message)
+        raise RuntimeError(f"a helper process failed with {name}: {message}\n{trace}")

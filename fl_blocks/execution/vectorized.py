@@ -1,0 +1,72 @@
+"""The vectorized client work of `build_gradient_clipping_client_work`: all clients in lockstep chunks.
+
+Chunks are trained one after another, or shared out between this process and
+forked helpers when `processes` > 1; each writes its clients' updates into
+shared result arrays, so the results are the same however the work is split.
+
+>>> import numpy as np
+>>> from fl_blocks.models import SoftmaxRegression
+>>> from fl_blocks.optimizers import build_sgdm
+>>> from fl_blocks.placements import AllEqual
+>>> model = SoftmaxRegression(2, 2)
+>>> batch = (np.ones((3, 2), np.float32), np.array([0, 1, 1]))
+>>> result = client_results(model, build_sgdm(0.1), 1.0, AllEqual(model.initial_weights()), [[batch], []])
+>>> result.stacked.update_weight.tolist()
+[3.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fl_blocks.execution.layout import client_source, group_clients, make_chunk
+from fl_blocks.execution.lockstep import train_chunk
+from fl_blocks.execution.processes import balanced_shares, run_shares, shared_empty
+from fl_blocks.models.model_weights import ModelWeights
+from fl_blocks.models.softmax import SoftmaxRegression
+from fl_blocks.optimizers.optimizer import Optimizer
+from fl_blocks.placements import AllEqual, StackedClients
+from fl_blocks.templates.client_works import ClientResult
+
+__all__ = ["client_results", "MIN_ROWS_PER_PROCESS"]
+
+#: Fewer padded rows than this per process and helper processes would cost more than they save.
+MIN_ROWS_PER_PROCESS = 16384
+
+
+def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: float,
+                   weights: Sequence[ModelWeights] | AllEqual[ModelWeights], client_data: Sequence[Any],
+                   processes: int = 1) -> StackedClients:
+    """``StackedClients(ClientResult(update=[kernels, biases], update_weight))`` for every client."""
+    sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
+    groups = group_clients(sources)
+    costs = [sum(len(s.sizes) * int(s.sizes.max(initial=0)) for s in group) for group in groups]
+    processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
+    allocate = shared_empty if processes > 1 else np.empty
+    count = len(client_data)
+    kernels = allocate((count, model.num_classes, model.input_dim), np.float32)  # transposed, as trained
+    biases = allocate((count, model.num_classes), np.float32)
+    num_examples = allocate((count,), np.float32)
+    if isinstance(weights, AllEqual):
+        kernel, bias = weights.value.trainable
+        kernel = np.ascontiguousarray(kernel.T)
+
+    def work(share: list[int]) -> None:
+        for g in share:
+            chunk = make_chunk(model, groups[g])
+            size = len(chunk.clients)
+            if isinstance(weights, AllEqual):
+                initial = np.broadcast_to(kernel, (size,) + kernel.shape), np.broadcast_to(bias, (size,) + bias.shape)
+            else:
+                initial = (np.stack([weights[i].trainable[0].T for i in chunk.clients]),
+                           np.stack([weights[i].trainable[1] for i in chunk.clients]))
+            trained = train_chunk(chunk, initial[0], initial[1], optimizer, clip_norm)
+            kernels[chunk.clients] = np.subtract(initial[0], trained[0], out=trained[0])
+            biases[chunk.clients] = np.subtract(initial[1], trained[1], out=trained[1])
+            num_examples[chunk.clients] = chunk.num_examples
+
+    run_shares(work, balanced_shares(costs, processes) if processes > 1 else [list(range(len(groups)))])
+    return StackedClients(ClientResult(update=[kernels.transpose(0, 2, 1), biases], update_weight=num_examples))
