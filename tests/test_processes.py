@@ -1,0 +1,79 @@
+"""Multi-process vectorized client work: the same results as one process, and errors named as there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fl_blocks.algorithms import build_fed_avg_with_clipping, build_gradient_clipping_client_work
+from fl_blocks.execution import layout
+from fl_blocks.execution import processes as processes_module
+from fl_blocks.execution import vectorized
+from fl_blocks.models import ModelWeights, SoftmaxRegression
+from fl_blocks.optimizers import build_sgdm
+from fl_blocks.placements import AllEqual
+
+DIM, CLASSES = 5, 3
+needs_fork = pytest.mark.skipif(not processes_module.can_fork(), reason="helper processes need fork (POSIX)")
+
+
+def clients(rng, count):
+    data = []
+    for n in rng.integers(0, 45, size=count):
+        x = rng.normal(scale=3.0, size=(n, DIM)).astype(np.float32)
+        y = rng.integers(0, CLASSES, size=(n, 1)).astype(np.int32)
+        data.append([(x[s:s + 4], y[s:s + 4]) for s in range(0, n, 4)])
+    return data
+
+
+def stacked_updates(data, weights, processes, monkeypatch, max_rows=64):
+    monkeypatch.setattr(vectorized, "MIN_ROWS_PER_PROCESS", 1)  # share out even this small round
+    monkeypatch.setattr(vectorized, "group_clients", lambda sources: layout.group_clients(sources, max_rows))
+    shares_used = []
+    run_shares = vectorized.run_shares
+    monkeypatch.setattr(vectorized, "run_shares", lambda work, shares: (shares_used.append(len(shares)), run_shares(work, shares)))
+    work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.3, momentum=0.5),
+                                               1.0, executor="vectorized", processes=processes)
+    result = work.next(work.initialize(), weights, data).result.stacked
+    assert shares_used == [processes]  # really shared out (or really not)
+    return result
+
+
+@needs_fork
+@pytest.mark.parametrize("processes", [2, 3])
+def test_helper_processes_give_identical_results(processes, monkeypatch):
+    rng = np.random.default_rng(7)
+    data = clients(rng, 60)
+    weights = AllEqual(ModelWeights([rng.normal(size=(DIM, CLASSES)).astype(np.float32),
+                                     rng.normal(size=CLASSES).astype(np.float32)], []))
+    one = stacked_updates(data, weights, 1, monkeypatch)
+    many = stacked_updates(data, weights, processes, monkeypatch)
+    np.testing.assert_array_equal(many.update_weight, one.update_weight)
+    for a, b in zip(many.update, one.update):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one.update_weight, [sum(len(y) for _, y in c) for c in data])
+
+
+@needs_fork
+def test_helper_process_error_is_raised_here_with_the_client_named(monkeypatch):
+    rng = np.random.default_rng(3)
+    data = clients(rng, 40)
+    data[-1] = [(np.ones((2, DIM), np.float32), np.array([[0], [9]], np.int32))]
+    weights = AllEqual(SoftmaxRegression(DIM, CLASSES).initial_weights())
+    with pytest.raises(ValueError, match=r"client 39, batch 0: label 9 is outside \[0, 3\)"):
+        stacked_updates(data, weights, 2, monkeypatch)
+
+
+def test_balanced_shares_cover_every_index_once():
+    costs = [5, 1, 1, 3, 2, 2, 8]
+    shares = processes_module.balanced_shares(costs, 3)
+    assert sorted(i for s in shares for i in s) == list(range(len(costs)))
+    totals = sorted(sum(costs[i] for i in s) for s in shares)
+    assert totals[-1] - totals[0] <= max(costs)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_processes_are_named(bad):
+    with pytest.raises(ValueError, match="processes must be a positive int or None"):
+        build_fed_avg_with_clipping(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.1), build_sgdm(1.0),
+                                    processes=bad)
