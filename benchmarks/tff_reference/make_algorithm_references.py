@@ -208,13 +208,19 @@ ALGORITHMS['fed_avg_server_adam'] = dict(
     clients='5:10', seed=0,
     build=lambda m: alg.build_weighted_fed_avg(
         m, client_optimizer_fn=opt.build_sgdm(learning_rate=0.02),
-        server_optimizer_fn=opt.build_adam(learning_rate=0.01)),
+        server_optimizer_fn=opt.build_adam(
+            learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3)),
+    # Server Adam as used in federated learning (Reddi et al., "Adaptive
+    # Federated Optimization": beta_2 = 0.99, tau = epsilon ~ 1e-3), beta_1,
+    # beta_2 and epsilon away from TFF's defaults (0.9, 0.999, 1e-7). With TFF's
+    # epsilon=1e-7 a ~1e-6 coordinate of the mean update gets a full lr-sized
+    # step, so float32 rounding alone moves such a weight by a few 1e-6.
     config=dict(
         builder='tff.learning.algorithms.build_weighted_fed_avg',
-        call='build_weighted_fed_avg(model_fn, client_optimizer_fn=build_sgdm(learning_rate=0.02), server_optimizer_fn=build_adam(learning_rate=0.01))',
+        call='build_weighted_fed_avg(model_fn, client_optimizer_fn=build_sgdm(learning_rate=0.02), server_optimizer_fn=build_adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3))',
         hparams=dict(client_optimizer='sgdm', client_lr=0.02,
-                     server_optimizer='adam', server_lr=0.01, beta_1=0.9,
-                     beta_2=0.999, epsilon=1e-7),
+                     server_optimizer='adam', server_lr=0.01, beta_1=0.8,
+                     beta_2=0.99, epsilon=1e-3),
         defaults=dict(FEDAVG_DEFAULTS, client_weighting='NUM_EXAMPLES',
                       model_aggregator='MeanFactory()'),
     ))
