@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+from conftest import SHARED, require
 from fl_blocks.algorithms import build_fed_avg_with_clipping
 from fl_blocks.optimizers import build_sgdm
 
@@ -66,3 +67,14 @@ def test_readme_names_both_setup_commands():
     assert 'python -m pip install -e ".[data,test]" && python -m pytest' in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[data,test]"' in ci and "python -m pytest" in ci
+
+
+def test_readme_federated_data_section_runs():
+    require(SHARED / "data" / "femnist_leaf_subset.npz")
+    require(SHARED / "data" / "emnist_tff_format_subset.sqlite.lzma")
+    blocks = section_blocks("Federated data")
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:  # each block asserts what it shows
+        exec(compile(block, str(README), "exec"), namespace)
+    assert len(namespace["emnist_train"].client_ids) > 0 and len(namespace["cohort"]) == 2
