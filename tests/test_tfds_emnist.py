@@ -105,14 +105,23 @@ def test_load_partitioned_is_seeded_and_uses_the_partitioner(fake_tfds, images):
 @pytest.mark.parametrize("kwargs, match", [
     ({"name": "mnist"}, "name must be"),
     ({"name": "emnist/kanji"}, "name must be"),
-    ({"partition": "writers"}, "partition must be one of"),
+    ({"partition": "writers"}, "partition method must be one of"),
     ({"partition": "dirichlet", "alpha": 0.0}, "alpha"),
     ({"num_clients": 0}, "num_clients"),
     ({"seed": -1}, "seed"),
+    ({"partition": "shards", "shards_per_client": 0}, "shards_per_client"),
+    ({"partition": "sizes", "sigma": -1.0}, "sigma"),
+    ({"min_size": -3}, "min_size"),
 ])
 def test_bad_arguments_fail_before_loading(fake_tfds, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((TypeError, ValueError), match=match):
         tfds_emnist.load_partitioned(**kwargs)
+    assert fake_tfds.calls == []
+
+
+def test_non_int_num_clients_is_named_before_loading(fake_tfds):
+    with pytest.raises(TypeError, match="num_clients must be an int"):
+        tfds_emnist.load_partitioned(num_clients="5")
     assert fake_tfds.calls == []
 
 

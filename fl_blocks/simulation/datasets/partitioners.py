@@ -23,7 +23,7 @@ import numpy as np
 from fl_blocks.simulation.datasets.client_data import ClientData
 
 __all__ = ["METHODS", "dirichlet_partition", "iid_partition", "label_counts", "partition_arrays", "partition_labels",
-           "shard_partition", "size_partition"]
+           "check_options", "shard_partition", "size_partition"]
 
 Partition = list[np.ndarray]
 METHODS = ("iid", "dirichlet", "shards", "sizes")
@@ -149,6 +149,20 @@ def shard_partition(labels: Any, num_clients: int, shards_per_client: int = 2, s
     return [np.sort(np.concatenate([shards[s] for s in row])).astype(np.int64) for row in owners]
 
 
+def check_options(method: str, num_clients: int, seed: int, *, alpha: float = 0.5, shards_per_client: int = 2,
+                  sigma: float = 1.0, min_size: int = 0) -> None:
+    """Checks `partition_labels`' options without any labels, e.g. before a download; names the bad one."""
+    if method not in METHODS:
+        raise ValueError(f"partition method must be one of {METHODS}, got {method!r}")
+    _int("num_clients", num_clients, 1), _int("seed", seed, 0), _int("min_size", min_size, 0)
+    if method == "dirichlet" and not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be finite and > 0, got {alpha}")
+    if method == "shards":
+        _int("shards_per_client", shards_per_client, 1)
+    if method == "sizes" and not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
+
+
 def partition_labels(method: str, labels: Any, num_clients: int, seed: int, *, alpha: float = 0.5,
                      shards_per_client: int = 2, sigma: float = 1.0, min_size: int = 0) -> Partition:
     """Dispatches on `method` (one of `METHODS`); options a method does not use are ignored.
@@ -156,8 +170,8 @@ def partition_labels(method: str, labels: Any, num_clients: int, seed: int, *, a
     >>> len(partition_labels("iid", np.zeros(6, np.int64), 3, seed=0))
     3
     """
-    if method not in METHODS:
-        raise ValueError(f"partition method must be one of {METHODS}, got {method!r}")
+    check_options(method, num_clients, seed, alpha=alpha, shards_per_client=shards_per_client, sigma=sigma,
+                  min_size=min_size)
     size = _labels(labels).size
     if method == "iid":
         return iid_partition(size, num_clients, seed)

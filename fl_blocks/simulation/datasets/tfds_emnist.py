@@ -124,11 +124,8 @@ def load_partitioned(name: str = "emnist/digits", num_clients: int = 100, partit
     download; client ids are ``client_0 ... client_{C-1}`` (zero-padded).
     """
     _check_name(name)
-    if partition not in partitioners.METHODS:
-        raise ValueError(f"partition must be one of {partitioners.METHODS}, got {partition!r}")
-    if partition == "dirichlet" and not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be finite and > 0, got {alpha}")
-    partitioners.iid_partition(num_clients, num_clients, seed)  # checks num_clients and seed cheaply
+    partitioners.check_options(partition, num_clients, seed, alpha=alpha, shards_per_client=shards_per_client,
+                               sigma=sigma, min_size=min_size)
     pixels, labels = load_arrays(name, split=split, data_dir=data_dir, download=download, tff_layout=tff_layout)
     parts = partitioners.partition_labels(partition, labels, num_clients, seed, alpha=alpha,
                                           shards_per_client=shards_per_client, sigma=sigma, min_size=min_size)
