@@ -77,3 +77,17 @@ def test_bad_processes_are_named(bad):
     with pytest.raises(ValueError, match="processes must be a positive int or None"):
         build_fed_avg_with_clipping(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.1), build_sgdm(1.0),
                                     processes=bad)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_without_fork_every_share_runs_here_with_the_same_results(processes, monkeypatch):
+    rng = np.random.default_rng(11)
+    data = clients(rng, 30)
+    weights = AllEqual(SoftmaxRegression(DIM, CLASSES).initial_weights())
+    forked = stacked_updates(data, weights, processes, monkeypatch)
+    monkeypatch.setattr(processes_module, "can_fork", lambda: False)
+    monkeypatch.setattr(processes_module.multiprocessing, "get_context",
+                        lambda *a: pytest.fail("no process may be started where fork is unavailable"))
+    here = stacked_updates(data, weights, processes, monkeypatch)
+    for a, b in zip(here.update + [here.update_weight], forked.update + [forked.update_weight]):
+        np.testing.assert_array_equal(a, b)

@@ -5,7 +5,8 @@ processes write their part of the results straight into it, so nothing is
 pickled or copied back. `run_shares` runs ``work(share)`` for every share,
 the first in this process and the others in forked children (which see this
 process's memory, e.g. every client's data, as it was at the fork), and
-re-raises a child's error here. Fork is POSIX-only; elsewhere everything runs here.
+re-raises a child's error here. Fork is POSIX-only (and not used on macOS);
+elsewhere every share runs here, one after another.
 
 >>> out = shared_empty((4,), np.int64)
 >>> def work(share):
@@ -21,6 +22,7 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import os
+import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any, Callable, TypeVar
@@ -35,6 +37,8 @@ _REBUILT: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": T
 
 def can_fork() -> bool:
     """Whether helper processes can be forked here."""
+    if sys.platform == "darwin":  # fork after Accelerate/BLAS use is unsafe on macOS
+        return False
     return hasattr(os, "fork") and "fork" in multiprocessing.get_all_start_methods()
 
 
@@ -68,7 +72,7 @@ def _child(work: Callable[[T], None], share: T, connection: Any) -> None:
 
 def run_shares(work: Callable[[T], None], shares: Sequence[T]) -> None:
     """Runs ``work(share)`` for each share: the first here, the others in forked processes, all at once."""
-    if len(shares) > 1 and not can_fork():
+    if len(shares) <= 1 or not can_fork():  # nothing to share out, or no fork here
         for share in shares:
             work(share)
         return
