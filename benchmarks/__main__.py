@@ -60,7 +60,10 @@ def row(result: dict[str, object], examples: int, loop_median: float | None) -> 
     median = statistics.median(result["round_seconds"])  # type: ignore[arg-type]
     floor = examples * FLOOR_SECONDS_PER_EXAMPLE
     rss = result["peak_rss_mb"]
-    name = result["executor"] if result["executor"] != "vectorized" else f"vectorized, {result['processes']} proc"
+    name = str(result["executor"])
+    if name == "vectorized":
+        used = result.get("processes_used", result["processes"])
+        name += f", {result['processes']} proc" + ("" if used == result["processes"] else f" ({used} used)")
     cells = [str(result["clients"]), str(name), f"{median * 1e3:.2f} ms", f"{1 / median:.1f}", f"{examples / median:,.0f}",
              f"{100 * floor / median:.1f}%", "-" if rss is None else f"{rss:.0f} MB",
              "-" if loop_median is None else f"{loop_median / median:.2f}x"]

@@ -18,6 +18,7 @@ import resource
 import time
 
 from benchmarks import population
+from fl_blocks.execution import vectorized
 from fl_blocks.algorithms import build_fed_avg_with_clipping
 from fl_blocks.models import SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
@@ -26,6 +27,14 @@ from fl_blocks.optimizers import build_sgdm
 def time_rounds(num_clients: int, executor: str, processes: int, rounds: int, warmup: int) -> dict[str, object]:
     """Per-round seconds of `rounds` timed rounds after `warmup` untimed ones, and the data's size."""
     client_datasets = population.datasets(num_clients)
+    shares_used = [1]
+    run_shares = vectorized.run_shares
+
+    def counting_run_shares(work, shares):  # type: ignore[no-untyped-def]
+        shares_used.append(len(shares))
+        return run_shares(work, shares)
+
+    vectorized.run_shares = counting_run_shares  # records how many processes really ran
     process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), 1.0,
                                           executor=executor, processes=processes)
     state = process.initialize()
@@ -36,7 +45,7 @@ def time_rounds(num_clients: int, executor: str, processes: int, rounds: int, wa
         if r >= warmup:
             seconds.append(time.perf_counter() - start)
     return {"clients": num_clients, "executor": executor, "processes": processes,
-            "examples": population.num_examples(client_datasets), "round_seconds": seconds,
+            "processes_used": max(shares_used), "examples": population.num_examples(client_datasets), "round_seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
