@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import lzma
-import os
 import pathlib
-import shutil
 import tempfile
 from typing import Optional
 
 import numpy as np
 
-from fl_blocks.simulation.datasets import ClientData, emnist, leaf, pixels_to_float32, synthetic
+from fl_blocks.simulation.datasets import ClientData, download, emnist, leaf, pixels_to_float32, synthetic
 
 __all__ = ["DataError", "parse_data_spec", "load_train_test", "NUM_HELD_OUT"]
 
@@ -58,16 +55,8 @@ def _decompressed(path: pathlib.Path, folder: pathlib.Path) -> pathlib.Path:
     if target.is_file() and target.stat().st_mtime >= path.stat().st_mtime:
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out, lzma.open(path) as source:
-            shutil.copyfileobj(source, out, 2**20)
-        os.replace(temp, target)
-    except (lzma.LZMAError, EOFError) as error:  # EOFError: truncated
-        raise ValueError(f"{path} is not a valid LZMA file ({error})") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    with open(path, "rb") as source:
+        download._decompress_atomically(iter(lambda: source.read(2**20), b""), target, str(path))
     return target
 
 

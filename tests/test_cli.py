@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.error
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from conftest import SHARED, require
 from fl_blocks import cli_data
 from fl_blocks.cli import build_parser, cohorts, main, train
 from fl_blocks.simulation import build_uniform_sampling_fn
-from fl_blocks.simulation.datasets import emnist
+from fl_blocks.simulation.datasets import download, emnist
 
 
 def test_accuracy_rises_over_a_few_dozen_rounds():
@@ -204,7 +205,10 @@ def test_corrupt_lzma_and_not_a_database_are_usage_errors(tmp_path, capsys):
 
 
 def test_emnist_offline_is_a_clear_usage_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(emnist, "EMNIST_URL", "http://127.0.0.1:9/emnist_all.sqlite.lzma")  # nothing listens there
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)  # no network, whatever proxy CI has
     with pytest.raises(SystemExit) as error:
         main(["train", "--data", "emnist", "--cache-dir", str(tmp_path)])
     err = capsys.readouterr().err
