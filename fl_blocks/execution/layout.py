@@ -26,6 +26,7 @@ import numpy as np
 import optree
 
 from fl_blocks.execution.batches import check_label_range, checked_batch_list, unpack_batch
+from fl_blocks.execution.functions import same_functions
 from fl_blocks.models.softmax import SoftmaxRegression
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
 
@@ -95,9 +96,11 @@ def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
 def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...]) -> Any:
     """The group's rows in lockstep order through their shared maps (padding rows repeat a real row)."""
     client, step, count, position = geometry[:4]
-    plans = [s.plan for s in group if s.plan is not None]
+    with_plans = [s for s in group if s.plan is not None]
+    plans = [s.plan for s in with_plans if s.plan is not None]
     leaves = [optree.tree_leaves(p.columns) for p in plans]
-    stored = [np.concatenate([ls[j] if p.rows is None else ls[j][p.rows] for ls, p in zip(leaves, plans)])
+    used = [int(s.sizes.sum()) for s in with_plans]  # the rows its batches hold: drop_remainder drops the tail
+    stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
               for j in range(len(leaves[0]))]
     totals = sizes.sum(axis=1)
     starts = np.cumsum(sizes, axis=1) - sizes
@@ -111,8 +114,10 @@ def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tu
 def _shared_maps(group: Sequence[ClientSource]) -> bool:
     first = group[0].plan
     return first is not None and all(
-        s.plan is not None and s.plan.element_fns == first.element_fns and s.plan.batch_fns == first.batch_fns
-        and optree.tree_structure(s.plan.columns) == optree.tree_structure(first.columns) for s in group
+        (s.plan is None and not s.sizes.size)  # a client without batches adds no rows
+        or (s.plan is not None and same_functions(s.plan.element_fns, first.element_fns)
+            and same_functions(s.plan.batch_fns, first.batch_fns)
+            and optree.tree_structure(s.plan.columns) == optree.tree_structure(first.columns)) for s in group
     )
 
 
