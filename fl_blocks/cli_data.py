@@ -55,8 +55,7 @@ def _decompressed(path: pathlib.Path, folder: pathlib.Path) -> pathlib.Path:
     if target.is_file() and target.stat().st_mtime >= path.stat().st_mtime:
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    with open(path, "rb") as source:
-        download._decompress_atomically(iter(lambda: source.read(2**20), b""), target, str(path))
+    download.decompress_file(path, target)
     return target
 
 

@@ -96,10 +96,9 @@ def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
 def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...]) -> Any:
     """The group's rows in lockstep order through their shared maps (padding rows repeat a real row)."""
     client, step, count, position = geometry[:4]
-    with_plans = [s for s in group if s.plan is not None]
-    plans = [s.plan for s in with_plans if s.plan is not None]
+    plans = [s.plan for s in group if s.plan is not None]
+    used = [int(s.sizes.sum()) for s in group if s.plan is not None]  # rows in its batches: drop_remainder drops the tail
     leaves = [optree.tree_leaves(p.columns) for p in plans]
-    used = [int(s.sizes.sum()) for s in with_plans]  # the rows its batches hold: drop_remainder drops the tail
     stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
               for j in range(len(leaves[0]))]
     totals = sizes.sum(axis=1)

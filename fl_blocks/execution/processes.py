@@ -86,8 +86,7 @@ def run_shares(work: Callable[[T], None], shares: Sequence[T]) -> None:
         children.append((process, receiver))
     error = None
     try:
-        if shares:
-            work(shares[0])
+        work(shares[0])
     finally:
         for process, receiver in children:
             try:

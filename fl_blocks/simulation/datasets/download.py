@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from typing import IO, Iterator, Optional, Union
 
-__all__ = ["get_compressed_file", "default_cache_dir"]
+__all__ = ["get_compressed_file", "decompress_file", "default_cache_dir"]
 
 _CHUNK = 2**20
 
@@ -62,6 +62,12 @@ def _read_chunks(stream: IO[bytes], total: Optional[int], label: str) -> Iterato
     print(file=sys.stderr)
 
 
+def decompress_file(compressed: pathlib.Path, target: pathlib.Path) -> None:
+    """Decompresses the local ``.lzma`` file `compressed` into `target`, atomically (no partial `target`)."""
+    with compressed.open("rb") as stream:
+        _decompress_atomically(iter(lambda: stream.read(_CHUNK), b""), target, str(compressed))
+
+
 def get_compressed_file(origin: str, cache_dir: Optional[Union[str, os.PathLike[str]]] = None) -> str:
     """Returns the path of the decompressed file for the ``.lzma`` URL `origin`.
 
@@ -80,8 +86,7 @@ def get_compressed_file(origin: str, cache_dir: Optional[Union[str, os.PathLike[
     if target.exists():
         return str(target)
     if compressed.exists():
-        with compressed.open("rb") as stream:
-            _decompress_atomically(iter(lambda: stream.read(_CHUNK), b""), target, str(compressed))
+        decompress_file(compressed, target)
         return str(target)
     try:
         with urllib.request.urlopen(origin, timeout=60) as response:
