@@ -44,7 +44,9 @@ def writers() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         pixels, labels = data["train_pixels"], data["train_labels"]
     digits = labels < 10
     counts = np.add.reduceat(digits, offsets[:-1])
-    return ids, np.concatenate([[0], np.cumsum(counts)]), pixels[digits], labels[digits].astype(np.int32)
+    pixels, labels = pixels[digits], labels[digits].astype(np.int32)
+    pixels.flags.writeable = labels.flags.writeable = False  # as fl_blocks' loaders return them: cacheable
+    return ids, np.concatenate([[0], np.cumsum(counts)]), pixels, labels
 
 
 def client_data(num_clients: int) -> tuple[ClientData, list[str]]:

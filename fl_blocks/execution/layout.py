@@ -93,8 +93,19 @@ def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
     return slot_client[row_slot], slot_step[row_slot], sizes[slot_client, slot_step][row_slot], position, active, width
 
 
+def _client_geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_geometry` client by client: each client's batches in order, every slot `width` rows wide."""
+    clients, steps = sizes.shape
+    width = int(sizes.max(initial=0))
+    client = np.repeat(np.arange(clients), steps * width)
+    step = np.tile(np.repeat(np.arange(steps), width), clients)
+    position = np.tile(np.arange(width), clients * steps)
+    active = (sizes > 0).sum(axis=0)
+    return client, step, sizes[client, step], position, active, np.full(steps, width)
+
+
 def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...]) -> Any:
-    """The group's rows in lockstep order through their shared maps (padding rows repeat a real row)."""
+    """The group's rows in `geometry`'s order through their shared maps (padding rows repeat row 0)."""
     client, step, count, position = geometry[:4]
     plans = [s.plan for s in group if s.plan is not None]
     used = [int(s.sizes.sum()) for s in group if s.plan is not None]  # rows in its batches: drop_remainder drops the tail
@@ -103,7 +114,7 @@ def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tu
               for j in range(len(leaves[0]))]
     totals = sizes.sum(axis=1)
     starts = np.cumsum(sizes, axis=1) - sizes
-    source_rows = (np.cumsum(totals) - totals)[client] + starts[client, step] + np.where(position < count, position, 0)
+    source_rows = np.where(position < count, (np.cumsum(totals) - totals)[client] + starts[client, step] + position, 0)
     block = optree.tree_unflatten(optree.tree_structure(plans[0].columns), [leaf[source_rows] for leaf in stored])
     for fn in plans[0].element_fns + plans[0].batch_fns:
         block = call(fn, block)
@@ -120,35 +131,31 @@ def _shared_maps(group: Sequence[ClientSource]) -> bool:
     )
 
 
-def _stack_steps(group: Sequence[ClientSource], sizes: np.ndarray, rows: int, dim: int, steps: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The group's batches in lockstep order, short batches padded with zero rows (one copy per array)."""
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    zeros_x, zeros_y = np.zeros((int(sizes.max(initial=0)), dim), np.float32), np.zeros(int(sizes.max(initial=0)), np.intp)
-    for k, (_, active, width) in enumerate(steps):
-        for i in range(active):
-            bx, by = group[i].batches[k]  # type: ignore[index]
-            xs.append(bx)
-            ys.append(by)
-            if len(by) < width:
-                xs.append(zeros_x[:width - len(by)])
-                ys.append(zeros_y[:width - len(by)])
-    x, labels = np.empty((rows, dim), np.float32), np.empty(rows, np.intp)
-    if xs:
-        np.concatenate(xs, out=x)
-        np.concatenate(ys, out=labels, casting="unsafe")
+def _stack_rows(group: Sequence[ClientSource], geometry: tuple[np.ndarray, ...], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The group's batches in `geometry`'s row order, padding rows zero (one copy per batch)."""
+    client, step, count, position = geometry[:4]
+    x, labels = np.zeros((len(client), dim), np.float32), np.zeros(len(client), np.intp)
+    firsts = np.flatnonzero((position == 0) & (count > 0))
+    for row, i, k in zip(firsts, client[firsts], step[firsts]):
+        bx, by = group[i].batches[k]  # type: ignore[index]
+        x[row:row + len(by)] = bx
+        labels[row:row + len(by)] = by
     return x, labels
 
 
-def make_chunk(model: SoftmaxRegression, group: list[ClientSource]) -> Chunk:
-    """One group's lockstep layout (see the module docstring)."""
+def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: bool = False) -> Chunk:
+    """One group's lockstep layout (see the module docstring).
+
+    With `by_client`, rows are ordered client by client instead (``x`` reshapes
+    to ``(clients, steps * width, dim)``, one `width` for all steps).
+    """
     group.sort(key=lambda s: -len(s.sizes))  # stable: ties keep client order
     sizes = np.zeros((len(group), max(len(s.sizes) for s in group)), np.int64)
     for i, s in enumerate(group):
         sizes[i, :len(s.sizes)] = s.sizes
-    geometry = _geometry(sizes)
+    geometry = _client_geometry(sizes) if by_client else _geometry(sizes)
     client, step, count, position, active, width = geometry
-    starts = np.cumsum(active * width) - active * width
+    starts = np.cumsum(active * width) - active * width if not by_client else np.arange(len(active)) * width
     steps = [(int(s), int(a), int(w)) for s, a, w in zip(starts, active, width)]
     real = position < count
     x = labels = None
@@ -161,7 +168,7 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource]) -> Chunk:
         x, labels = (x, labels.reshape(-1)) if ok else (None, None)
     if x is None:
         group = [_plan_batches(model, s) if s.plan is not None else s for s in group]
-        x, labels = _stack_steps(group, sizes, len(client), model.input_dim, steps)
+        x, labels = _stack_rows(group, geometry, model.input_dim)
     else:
         x[~real] = 0
     assert labels is not None

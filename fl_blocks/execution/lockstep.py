@@ -26,7 +26,7 @@ from fl_blocks.optimizers.optimizer import LEARNING_RATE_KEY, Optimizer
 from fl_blocks.optimizers.sgdm import build_sgdm
 from fl_blocks.specs import TensorSpec
 
-__all__ = ["is_elementwise", "train_chunk"]
+__all__ = ["dlogits", "is_elementwise", "plain_sgd_rate", "train_chunk"]
 
 _EPS = np.float32(KERAS_EPSILON)
 _ONE_MINUS_EPS = np.float32(1 - KERAS_EPSILON)
@@ -64,14 +64,11 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def _gradients(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, labels: np.ndarray, denominators: np.ndarray,
-               classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per client: gradients of the mean Keras cross-entropy (see `SoftmaxRegression`), kernel transposed.
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
-    Logits are laid out ``(clients, classes, batch)`` so the softmax reduces across rows.
+    `logits` are laid out ``(clients, classes, batch)`` (overwritten) so the softmax reduces across rows.
     """
-    logits = np.matmul(kernel, x.transpose(0, 2, 1))
-    logits += bias[:, :, None]
     logits -= logits.max(axis=1, keepdims=True)
     exps = np.exp(logits, out=logits)
     probs = exps / exps.sum(axis=1, keepdims=True)
@@ -85,8 +82,17 @@ def _gradients(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, labels: np.n
         clipped -= probs * clipped.sum(axis=1, keepdims=True)
         inside = (in_range | np.isinf(denominators)).all(axis=(1, 2))
         through_clip = np.where(inside[:, None, None], through_clip, clipped)
-    dlogits = through_clip / denominators
-    return np.matmul(dlogits, x), dlogits.sum(axis=2)
+    result: np.ndarray = through_clip / denominators
+    return result
+
+
+def _gradients(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, labels: np.ndarray, denominators: np.ndarray,
+               classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per client: gradients of the mean Keras cross-entropy by the transposed kernel and the bias."""
+    logits = np.matmul(kernel, x.transpose(0, 2, 1))
+    logits += bias[:, :, None]
+    grads = dlogits(logits, labels, denominators, classes)
+    return np.matmul(grads, x), grads.sum(axis=2)
 
 
 def _norms(grads: list[np.ndarray]) -> np.ndarray:
@@ -122,7 +128,7 @@ def _sgd_step(weights: list[np.ndarray], grads: list[np.ndarray], learning_rate:
     return weights
 
 
-def _plain_sgd_rate(optimizer: Optimizer) -> Any:
+def plain_sgd_rate(optimizer: Optimizer) -> Any:
     """The learning rate when `optimizer` is fl_blocks' SGD without momentum, else None."""
     state = optimizer.initialize([TensorSpec((1,), "float32")])
     if type(optimizer) is not type(build_sgdm()) or list(state) != [LEARNING_RATE_KEY]:
@@ -136,7 +142,7 @@ def train_chunk(chunk: Chunk, kernel: np.ndarray, bias: np.ndarray, optimizer: O
     trained = [np.empty(kernel.shape, np.float32), np.empty(bias.shape, np.float32)]
     classes = np.arange(bias.shape[-1])[:, None]
     clip = np.float32(clip_norm)
-    sgd_rate = _plain_sgd_rate(optimizer)
+    sgd_rate = plain_sgd_rate(optimizer)
     state, per_client = _state(optimizer, [kernel.shape[1:], bias.shape[1:]], count)
     weights = [kernel, bias]
     steps = chunk.steps

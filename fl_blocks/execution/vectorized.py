@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from fl_blocks.execution.layout import client_source, group_clients, make_chunk
-from fl_blocks.execution.lockstep import train_chunk
+from fl_blocks.execution import cache
+from fl_blocks.execution.dual import train_dual
+from fl_blocks.execution.lockstep import plain_sgd_rate, train_chunk
 from fl_blocks.execution.processes import balanced_shares, run_shares, shared_empty
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.models.softmax import SoftmaxRegression
@@ -54,19 +56,30 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
         kernel, bias = weights.value.trainable
         kernel = np.ascontiguousarray(kernel.T)
 
+    sgd_rate, clip = plain_sgd_rate(optimizer), np.float32(clip_norm)
+
     def work(share: list[int]) -> None:
         for g in share:
-            chunk = make_chunk(model, groups[g])
+            if sgd_rate is not None:
+                chunk, gram = cache.chunk_and_gram(model, groups[g])
+            else:
+                chunk = make_chunk(model, groups[g])
             size = len(chunk.clients)
             if isinstance(weights, AllEqual):
                 initial = np.broadcast_to(kernel, (size,) + kernel.shape), np.broadcast_to(bias, (size,) + bias.shape)
             else:
                 initial = (np.stack([weights[i].trainable[0].T for i in chunk.clients]),
                            np.stack([weights[i].trainable[1] for i in chunk.clients]))
-            trained = train_chunk(chunk, initial[0], initial[1], optimizer, clip_norm)
-            kernels[chunk.clients] = np.subtract(initial[0], trained[0], out=trained[0])
-            biases[chunk.clients] = np.subtract(initial[1], trained[1], out=trained[1])
+            if sgd_rate is not None:
+                kernels[chunk.clients], biases[chunk.clients] = train_dual(
+                    chunk, gram, initial[0], initial[1], isinstance(weights, AllEqual), sgd_rate, clip)
+            else:
+                trained = train_chunk(chunk, initial[0], initial[1], optimizer, clip_norm)
+                kernels[chunk.clients] = np.subtract(initial[0], trained[0], out=trained[0])
+                biases[chunk.clients] = np.subtract(initial[1], trained[1], out=trained[1])
             num_examples[chunk.clients] = chunk.num_examples
 
+    if processes > 1 and sgd_rate is not None:  # helpers' caches die with them: fill this process's first
+        cache.warm(model, groups)
     run_shares(work, balanced_shares(costs, processes) if processes > 1 else [list(range(len(groups)))])
     return StackedClients(ClientResult(update=[kernels.transpose(0, 2, 1), biases], update_weight=num_examples))

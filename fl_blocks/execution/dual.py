@@ -1,0 +1,84 @@
+"""Plain-SGD lockstep training in dual form: a client's weights stay ``W0 - U X``.
+
+With plain SGD on the linear softmax model, step ``k`` subtracts
+``rate_k * G_k X_k`` from the transposed kernel (``G_k``: the batch's logit
+gradients, ``(classes, batch)``) and ``rate_k * G_k 1`` from the bias. Writing
+``U_k = rate_k G_k`` and ``K = X X^T + 1`` (the 1 carries the bias), batch
+``k``'s logits are ``W0 X_k^T + b0 - sum_{j<k} U_j K_jk`` and the global
+gradient norm is ``sqrt(<G_k K_kk, G_k>)``: no step touches the 784-wide
+weights. The update ``initial - trained`` is ``U X`` (kernel) and ``U 1`` (bias),
+computed once, without the float32 cancellation of subtracting trained weights.
+
+A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
+on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so it is
+cached across rounds (see `gram_cache`).
+
+>>> import numpy as np
+>>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
+>>> gram_of(x[None])[0].tolist()  # X X^T + 1
+[[2.0, 1.0], [1.0, 5.0]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fl_blocks.execution.layout import Chunk
+from fl_blocks.execution.lockstep import dlogits
+
+__all__ = ["by_client_rows", "gram_of", "train_dual"]
+
+
+def by_client_rows(chunk: Chunk) -> np.ndarray:
+    """A by-client chunk's rows as ``(clients, steps * width, dim)``."""
+    width = chunk.steps[0][2] if chunk.steps else 0
+    return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * width, chunk.x.shape[-1])
+
+
+def gram_of(x: np.ndarray) -> np.ndarray:
+    """``X X^T + 1`` per client of by-client rows `x` ``(clients, rows, dim)``."""
+    gram = np.matmul(x, x.transpose(0, 2, 1))
+    gram += np.float32(1)
+    return gram
+
+
+def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32) -> np.ndarray:
+    """Per client ``lr * min(1, clip / norm)``: SGD's rate with the global-norm clip folded in."""
+    norm = np.sqrt(squares)
+    over = norm > clip_norm
+    rate = np.full_like(norm, learning_rate)
+    if over.any():
+        rate[over] = learning_rate * (clip_norm / norm[over])
+    return rate
+
+
+def train_dual(chunk: Chunk, gram: np.ndarray, kernel: np.ndarray, bias: np.ndarray, shared: bool,
+               learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The updates ``(U X, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
+
+    `kernel` ``(clients, classes, dim)`` (transposed) and `bias` are the initial
+    weights; when `shared`, every client starts from ``kernel[0], bias[0]``.
+    """
+    count, steps = len(chunk.clients), len(chunk.steps)
+    width = chunk.steps[0][2] if steps else 0
+    rows, classes = steps * width, bias.shape[-1]
+    x = by_client_rows(chunk)
+    if shared:  # one matrix product for every row of the chunk
+        logits = np.matmul(chunk.x, kernel[0].T).reshape(count, rows, classes).transpose(0, 2, 1) + bias[:, :, None]
+    else:
+        logits = np.matmul(kernel, x.transpose(0, 2, 1))
+        logits += bias[:, :, None]
+    labels = chunk.labels.reshape(count, rows)
+    denominators = chunk.denominators.reshape(count, 1, rows)
+    class_ids = np.arange(classes)[:, None]
+    u = np.zeros((count, classes, rows), np.float32)
+    for k, (_, active, _) in enumerate(chunk.steps):
+        here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
+        grads = dlogits(logits[:active, :, here], labels[:active, here], denominators[:active, :, here], class_ids)
+        squares = (np.matmul(grads, gram[:active, here, here]) * grads).sum(axis=(1, 2))
+        step = grads * _rates(squares, learning_rate, clip_norm)[:, None, None]
+        u[:active, :, here] = step
+        following = chunk.steps[k + 1][1] if k + 1 < steps else 0
+        if following:
+            logits[:following, :, later] -= np.matmul(step[:following], gram[:following, here, later])
+    return np.matmul(u, x), u.sum(axis=2)
