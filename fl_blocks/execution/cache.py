@@ -1,42 +1,34 @@
 """What a round computes from the data alone, kept for the next round: by-client chunks and their Gram matrices.
 
-A group of clients is kept under a key made from each client's `ArrayPlan`:
-the identity of every source array, the pass's row order and batch sizes, and
-its maps (one code, globals, defaults and closure values, as `same_function`
-compares them). The entry holds references to those arrays and maps, so no
-other object can take their ids while it lives.
-
-Only plans whose source arrays are read-only all the way down (the array and
-every base it views have ``flags.writeable`` False) are kept: NumPy cannot
-change such data in place, so a key that matches means the same rows. fl_blocks'
-loaders return read-only storage; for your own arrays, set
+A group of clients is kept under the tuple of its clients' plan keys (see
+`fl_blocks.execution.plans`), which exist only for read-only source arrays.
+fl_blocks' loaders return read-only storage; for your own arrays, set
 ``array.flags.writeable = False`` before ``ClientData.from_arrays``. Maps are
-assumed pure, as `ArrayPlan` assumes.
+assumed pure, as `ArrayPlan` assumes. The entry holds the objects the keys
+name, so their ids stay unique while it lives.
 
 Gram matrices are kept up to `GRAM_BYTES` in all, the chunk's float32 rows up
 to `ROWS_BYTES` (beyond that they are rebuilt from the stored rows each round);
 the least recently used entries go first. `clear()` empties the cache.
 
->>> import numpy as np
->>> frozen = np.zeros(3); frozen.flags.writeable = False
->>> read_only_throughout(frozen[1:]), read_only_throughout(np.zeros(3)[1:])
-(True, False)
+>>> clear(); len(_ENTRIES)
+0
 """
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Sequence
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
-import optree
 
 from fl_blocks.execution.dual import by_client_rows, gram_of
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
+from fl_blocks.execution.plans import facts
 from fl_blocks.models.softmax import SoftmaxRegression
 
-__all__ = ["GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "read_only_throughout", "warm"]
+__all__ = ["GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "warm"]
 
 #: Bytes of Gram matrices kept across rounds (3,400 EMNIST clients need about 170 MB).
 GRAM_BYTES = 384 << 20
@@ -59,49 +51,15 @@ def clear() -> None:
     _ENTRIES.clear()
 
 
-def read_only_throughout(array: Any) -> bool:
-    """Whether `array` and every array it views are read-only (its bytes cannot change through NumPy)."""
-    while isinstance(array, np.ndarray):
-        if array.flags.writeable:
-            return False
-        array = array.base
-    return array is None or isinstance(array, bytes)
-
-
-def _function_key(fn: Callable[..., Any]) -> Optional[tuple[Any, ...]]:
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return ("object", id(fn))
-    try:
-        cells = tuple(id(cell.cell_contents) for cell in fn.__closure__ or ())
-    except ValueError:  # an empty closure cell
-        return None
-    keywords = tuple(sorted((k, id(v)) for k, v in (getattr(fn, "__kwdefaults__", None) or {}).items()))
-    return code, id(fn.__globals__), tuple(map(id, getattr(fn, "__defaults__", None) or ())), cells, keywords
-
-
-def _client_key(source: ClientSource, references: list[Any]) -> Optional[tuple[Any, ...]]:
-    plan = source.plan
-    if plan is None:
-        return None
-    leaves, structure = optree.tree_flatten(plan.columns)
-    fns = plan.element_fns + plan.batch_fns
-    functions = [_function_key(fn) for fn in fns]
-    if not all(read_only_throughout(leaf) for leaf in leaves) or None in functions:
-        return None
-    references.extend(leaves + list(fns))
-    rows = None if plan.rows is None else plan.rows.tobytes()
-    return tuple(id(leaf) for leaf in leaves), structure, rows, tuple(functions), plan.drop_remainder, source.sizes.tobytes()
-
-
 def _group_key(group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:
     references: list[Any] = []
     keys = []
     for source in group:
-        key = _client_key(source, references)
-        if key is None:
+        found = facts(source.plan) if source.plan is not None else None
+        if found is None or found.key is None:
             return None, []
-        keys.append(key)
+        keys.append(found.key)
+        references.extend(found.references)
     return tuple(keys), references
 
 

@@ -6,7 +6,7 @@ gradients, ``(classes, batch)``) and ``rate_k * G_k 1`` from the bias. Writing
 ``U_k = rate_k G_k`` and ``K = X X^T + 1`` (the 1 carries the bias), batch
 ``k``'s logits are ``W0 X_k^T + b0 - sum_{j<k} U_j K_jk`` and the global
 gradient norm is ``sqrt(<G_k K_kk, G_k>)``: no step touches the 784-wide
-weights. The update ``initial - trained`` is ``U X`` (kernel) and ``U 1`` (bias),
+weights. The update ``initial - trained`` is ``(U X)^T`` (kernel) and ``U 1`` (bias),
 computed once, without the float32 cancellation of subtracting trained weights.
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
@@ -37,7 +37,7 @@ def by_client_rows(chunk: Chunk) -> np.ndarray:
 
 def gram_of(x: np.ndarray) -> np.ndarray:
     """``X X^T + 1`` per client of by-client rows `x` ``(clients, rows, dim)``."""
-    gram = np.matmul(x, x.transpose(0, 2, 1))
+    gram: np.ndarray = np.matmul(x, x.transpose(0, 2, 1))
     gram += np.float32(1)
     return gram
 
@@ -45,40 +45,40 @@ def gram_of(x: np.ndarray) -> np.ndarray:
 def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32) -> np.ndarray:
     """Per client ``lr * min(1, clip / norm)``: SGD's rate with the global-norm clip folded in."""
     norm = np.sqrt(squares)
-    over = norm > clip_norm
-    rate = np.full_like(norm, learning_rate)
-    if over.any():
-        rate[over] = learning_rate * (clip_norm / norm[over])
+    scale = np.divide(clip_norm, norm, out=np.ones_like(norm), where=norm > clip_norm)
+    rate: np.ndarray = scale * learning_rate
     return rate
 
 
 def train_dual(chunk: Chunk, gram: np.ndarray, kernel: np.ndarray, bias: np.ndarray, shared: bool,
                learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """The updates ``(U X, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
+    """The updates ``(X^T U^T, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
-    `kernel` ``(clients, classes, dim)`` (transposed) and `bias` are the initial
-    weights; when `shared`, every client starts from ``kernel[0], bias[0]``.
+    `kernel` ``(clients, dim, classes)`` and `bias` ``(clients, classes)`` are the
+    initial weights; when `shared`, every client starts from ``kernel[0], bias[0]``.
+    Returns kernel updates ``(clients, dim, classes)`` and bias updates.
     """
     count, steps = len(chunk.clients), len(chunk.steps)
     width = chunk.steps[0][2] if steps else 0
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
     if shared:  # one matrix product for every row of the chunk
-        logits = np.matmul(chunk.x, kernel[0].T).reshape(count, rows, classes).transpose(0, 2, 1) + bias[:, :, None]
+        logits = np.matmul(chunk.x, kernel[0]).reshape(count, rows, classes)
     else:
-        logits = np.matmul(kernel, x.transpose(0, 2, 1))
-        logits += bias[:, :, None]
+        logits = np.matmul(x, kernel)
+    logits += bias[:, None, :]
     labels = chunk.labels.reshape(count, rows)
     denominators = chunk.denominators.reshape(count, 1, rows)
     class_ids = np.arange(classes)[:, None]
-    u = np.zeros((count, classes, rows), np.float32)
+    u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
     for k, (_, active, _) in enumerate(chunk.steps):
         here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
-        grads = dlogits(logits[:active, :, here], labels[:active, here], denominators[:active, :, here], class_ids)
-        squares = (np.matmul(grads, gram[:active, here, here]) * grads).sum(axis=(1, 2))
-        step = grads * _rates(squares, learning_rate, clip_norm)[:, None, None]
-        u[:active, :, here] = step
+        grads = dlogits(logits[:active, here].transpose(0, 2, 1), labels[:active, here], denominators[:active, :, here],
+                        class_ids).transpose(0, 2, 1)  # (active, width, classes)
+        block = gram[:active, here, here]
+        squares = (np.matmul(block, grads) * grads).sum(axis=(1, 2))
+        step = np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
         following = chunk.steps[k + 1][1] if k + 1 < steps else 0
         if following:
-            logits[:following, :, later] -= np.matmul(step[:following], gram[:following, here, later])
-    return np.matmul(u, x), u.sum(axis=2)
+            logits[:following, later] -= np.matmul(gram[:following, later, here], step[:following])
+    return np.matmul(x.transpose(0, 2, 1), u), u.sum(axis=1)

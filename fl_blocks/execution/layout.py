@@ -27,6 +27,7 @@ import optree
 
 from fl_blocks.execution.batches import check_label_range, checked_batch_list, unpack_batch
 from fl_blocks.execution.functions import same_functions
+from fl_blocks.execution.plans import facts
 from fl_blocks.models.softmax import SoftmaxRegression
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
 
@@ -62,11 +63,7 @@ def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientS
     plan_fn = getattr(dataset, "array_plan", None)
     plan = plan_fn() if callable(plan_fn) else None
     if isinstance(plan, ArrayPlan) and plan.batch_size is not None:
-        full, rest = divmod(plan.num_rows, plan.batch_size)
-        sizes = np.full(full + (1 if rest and not plan.drop_remainder else 0), plan.batch_size, np.int64)
-        if rest and not plan.drop_remainder:
-            sizes[-1] = rest
-        return ClientSource(index, sizes, None, plan)
+        return ClientSource(index, facts(plan).sizes, None, plan)
     batches = checked_batch_list(model, model.input_dim, dataset, index)
     return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), batches, None)
 
@@ -137,7 +134,7 @@ def _stack_rows(group: Sequence[ClientSource], geometry: tuple[np.ndarray, ...],
     x, labels = np.zeros((len(client), dim), np.float32), np.zeros(len(client), np.intp)
     firsts = np.flatnonzero((position == 0) & (count > 0))
     for row, i, k in zip(firsts, client[firsts], step[firsts]):
-        bx, by = group[i].batches[k]  # type: ignore[index]
+        bx, by = group[i].batches[k]
         x[row:row + len(by)] = bx
         labels[row:row + len(by)] = by
     return x, labels

@@ -44,7 +44,7 @@ class Pipeline:
     batch_size: Optional[int] = None
     drop_remainder: bool = False
     batch_fns: Fns = ()
-    memo: dict[str, tuple[bool, bool]] = dataclasses.field(default_factory=dict, init=False, compare=False, repr=False)
+    memo: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def source_rows(self) -> int:
@@ -64,7 +64,7 @@ class Pipeline:
 def _verify(plan: Pipeline) -> tuple[bool, bool]:
     """(element maps row-wise?, batch maps row-wise?) on up to 3 sample source rows; memoized per pipeline."""
     if "verdict" in plan.memo:
-        return plan.memo["verdict"]
+        return plan.memo["verdict"]  # type: ignore[no-any-return]
     n = plan.source_rows
     sample = np.unique([0, n // 2, n - 1]) if n > 1 else np.zeros(2 * n, np.int64)  # one row: sampled twice
     done: list[Callable[..., Any]] = []
@@ -92,7 +92,11 @@ def array_plan(plan: Pipeline) -> Optional[ArrayPlan]:
         return None
     if _verify(plan) != (True, True):
         return None
-    rows = None if plan.rows is None else np.concatenate([np.zeros(0, np.int64), *plan.rows()])
+    if plan.rows is None:  # every pass is the same: one ArrayPlan object for all of them
+        if "array_plan" not in plan.memo:
+            plan.memo["array_plan"] = ArrayPlan(plan.columns, None, plan.element_fns, plan.batch_size, plan.drop_remainder, plan.batch_fns)
+        return plan.memo["array_plan"]  # type: ignore[no-any-return]
+    rows = np.concatenate([np.zeros(0, np.int64), *plan.rows()])
     return ArrayPlan(plan.columns, rows, plan.element_fns, plan.batch_size, plan.drop_remainder, plan.batch_fns)
 
 

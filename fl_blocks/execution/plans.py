@@ -1,0 +1,101 @@
+"""What a round needs to know about a client's `ArrayPlan`, worked out once per plan object.
+
+A dataset whose passes are all alike returns one `ArrayPlan` object every round
+(see `Dataset.array_plan`), so its batch sizes and its cache key (see
+`fl_blocks.execution.cache`) are remembered by the plan's identity. Entries hold
+the plan, so its id stays unique while they live; the least recently used go
+first beyond `MAX_PLANS`.
+
+A plan's cache key is made of the identity of every source array, its batch
+sizes and its maps (one code, globals, defaults and closure values, as
+`same_function` compares them). It exists only for passes over all rows in
+order (no shuffle, take or skip) whose source arrays are read-only all the way
+down: NumPy cannot change such data in place, so a key that matches means the
+same rows.
+
+>>> import numpy as np
+>>> frozen = np.zeros(3); frozen.flags.writeable = False
+>>> read_only_throughout(frozen[1:]), read_only_throughout(np.zeros(3)[1:])
+(True, False)
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+import optree
+
+from fl_blocks.simulation.datasets.array_plan import ArrayPlan
+
+__all__ = ["PlanFacts", "facts", "read_only_throughout", "MAX_PLANS"]
+
+#: Plans remembered at once (a round of 3,400 clients needs 3,400).
+MAX_PLANS = 1 << 16
+
+
+class PlanFacts(NamedTuple):
+    """A plan's batch sizes and, when its data is read-only, its cache key and the objects the key names."""
+
+    sizes: np.ndarray
+    key: Optional[tuple[Any, ...]]
+    references: tuple[Any, ...]
+
+
+_FACTS: "collections.OrderedDict[int, tuple[ArrayPlan, PlanFacts]]" = collections.OrderedDict()
+
+
+def read_only_throughout(array: Any) -> bool:
+    """Whether `array` and every array it views are read-only (its bytes cannot change through NumPy)."""
+    while isinstance(array, np.ndarray):
+        if array.flags.writeable:
+            return False
+        array = array.base
+    return array is None or isinstance(array, bytes)
+
+
+def _function_key(fn: Callable[..., Any]) -> Optional[tuple[Any, ...]]:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ("object", id(fn))
+    try:
+        cells = tuple(id(cell.cell_contents) for cell in fn.__closure__ or ())
+    except ValueError:  # an empty closure cell
+        return None
+    keywords = tuple(sorted((k, id(v)) for k, v in (getattr(fn, "__kwdefaults__", None) or {}).items()))
+    return code, id(fn.__globals__), tuple(map(id, getattr(fn, "__defaults__", None) or ())), cells, keywords
+
+
+def _sizes(plan: ArrayPlan) -> np.ndarray:
+    assert plan.batch_size is not None
+    full, rest = divmod(plan.num_rows, plan.batch_size)
+    sizes = np.full(full + (1 if rest and not plan.drop_remainder else 0), plan.batch_size, np.int64)
+    if rest and not plan.drop_remainder:
+        sizes[-1] = rest
+    return sizes
+
+
+def _work_out(plan: ArrayPlan) -> PlanFacts:
+    sizes = _sizes(plan)
+    leaves, structure = optree.tree_flatten(plan.columns)
+    fns = plan.element_fns + plan.batch_fns
+    functions = tuple(_function_key(fn) for fn in fns)
+    if plan.rows is not None or not all(read_only_throughout(leaf) for leaf in leaves) or None in functions:
+        return PlanFacts(sizes, None, ())  # a reordered pass (shuffle, take, skip) may differ next round
+    key = tuple(id(leaf) for leaf in leaves), structure, functions, plan.drop_remainder, sizes.tobytes()
+    return PlanFacts(sizes, key, (plan, *leaves, *fns))
+
+
+def facts(plan: ArrayPlan) -> PlanFacts:
+    """The batch sizes and cache key of a batched `plan`."""
+    found = _FACTS.get(id(plan))
+    if found is not None and found[0] is plan:
+        _FACTS.move_to_end(id(plan))
+        return found[1]
+    worked_out = _work_out(plan)
+    if plan.rows is None:  # a plan of rows in order is returned again each round; others are one-offs
+        _FACTS[id(plan)] = (plan, worked_out)
+        if len(_FACTS) > MAX_PLANS:
+            _FACTS.popitem(last=False)
+    return worked_out
