@@ -3,7 +3,8 @@
 Real data is digits only (TFF's ``only_digits=True``, the tutorial's choice).
 ``sqlite:PATH`` reads a file in TFF's EMNIST format; a ``.lzma`` one is
 decompressed into ``--cache-dir`` (reused while newer than the source) or, by
-default, into a temporary folder removed once the data is in memory.
+default, into a temporary folder removed once the data is in memory. Storage is
+read-only, so the vectorized executor can keep per-client Gram matrices across rounds.
 
 >>> parse_data_spec("synthetic"), parse_data_spec("emnist")
 (('synthetic', ''), ('emnist', ''))
@@ -71,9 +72,18 @@ def _digits_only(data: ClientData) -> ClientData:
     if not labels:
         raise DataError("no digit examples (labels 0-9) in this split")
     if not exact:  # some pixel is not byte / 255: keep float32 storage
-        return ClientData.from_arrays({c: collections.OrderedDict(label=labels[c], pixels=floats[c]) for c in labels})
-    stored = {c: collections.OrderedDict(label=labels[c], pixels=np.rint(floats[c] * np.float32(255)).astype(np.uint8)) for c in labels}
+        return ClientData.from_arrays({c: collections.OrderedDict(label=_read_only(labels[c]), pixels=_read_only(floats[c]))
+                                       for c in labels})
+    stored = {c: collections.OrderedDict(label=_read_only(labels[c]), pixels=_read_only(np.rint(floats[c] * np.float32(255)).astype(np.uint8)))
+              for c in labels}
     return ClientData.from_arrays(stored, element_fn=pixels_to_float32)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """`array` (made here) as read-only storage that owns its bytes, so the vectorized executor may cache it."""
+    owned: np.ndarray = array if array.base is None else array.copy()
+    owned.flags.writeable = False
+    return owned
 
 
 def load_train_test(data: tuple[str, str], cache_dir: Optional[pathlib.Path], num_clients: int) -> tuple[ClientData, ClientData, str]:

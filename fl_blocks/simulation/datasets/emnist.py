@@ -6,7 +6,8 @@ TensorFlow. Client ids are TFF's: the sorted distinct ids of the split in
 ``client_metadata``; each client's examples keep rowid order. Elements are
 ``OrderedDict(label=int32 scalar, pixels=float32[28, 28])`` as in TFF; pixels are
 stored as uint8 (verified to give back the file's float32 exactly as byte / 255)
-and converted per block when iterated.
+and converted per block when iterated. Storage is read-only, so the vectorized
+executor can keep per-client Gram matrices across rounds.
 
 >>> import inspect
 >>> list(inspect.signature(load_data).parameters)
@@ -116,8 +117,9 @@ def _load_split(connection: sqlite3.Connection, path: pathlib.Path, split: str, 
         raise ValueError(f"{path}, split {split!r}: clients {missing} are in client_metadata but have no examples")
     order = np.argsort(owner, kind="stable")  # group by client, rowid order within a client
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    stored = (pixels if floats is None else floats)[order].reshape(count, 28, 28)
-    labels = labels[order]
+    gathered, labels = (pixels if floats is None else floats)[order], labels[order]
+    gathered.flags.writeable = labels.flags.writeable = False  # read-only storage: the executor may cache it
+    stored = gathered.reshape(count, 28, 28)  # a read-only view
     columns = {
         client_id: collections.OrderedDict(label=labels[offsets[i]:offsets[i + 1]], pixels=stored[offsets[i]:offsets[i + 1]])
         for i, client_id in enumerate(ids)

@@ -6,7 +6,8 @@ same convention as TFF's EMNIST (TFF's data is derived from LEAF), so no inversi
 is needed. Each value is turned back into its byte (``round(x * 255)``, checked to
 be within 1e-4 of an integer) and stored as uint8; elements then carry
 ``float32(byte) / 255``, bit-identical to TFF's. Files whose values are not
-multiples of 1/255 are stored as float32 unchanged.
+multiples of 1/255 are stored as float32 unchanged. Storage is read-only, so
+the vectorized executor can keep per-client Gram matrices across rounds.
 
 Client ids are sorted (as TFF sorts EMNIST's); each writer keeps LEAF's example order.
 
@@ -57,12 +58,13 @@ def _load_split(folder: pathlib.Path) -> ClientData:
         exact = bool(np.all(np.abs(scaled - np.rint(scaled)) < 1e-4) and np.all((pixels >= 0) & (pixels <= 1)))
         stored = np.rint(scaled).astype(np.uint8) if exact else pixels.astype(np.float32)
         columns[user] = collections.OrderedDict(label=labels.astype(np.int32), pixels=stored)
-    if all(tree["pixels"].dtype == np.uint8 for tree in columns.values()):
-        return ClientData.from_arrays(columns, element_fn=pixels_to_float32)
-    for tree in columns.values():  # some writer is not byte / 255: float32 storage for all
-        if tree["pixels"].dtype == np.uint8:
+    exact = all(tree["pixels"].dtype == np.uint8 for tree in columns.values())
+    for tree in columns.values():
+        if not exact and tree["pixels"].dtype == np.uint8:  # some writer is not byte / 255: float32 storage for all
             tree["pixels"] = pixels_to_float32(tree)["pixels"]
-    return ClientData.from_arrays(columns)
+        for array in tree.values():  # fresh arrays (base None): read-only storage the executor may cache
+            array.flags.writeable = False
+    return ClientData.from_arrays(columns, element_fn=pixels_to_float32) if exact else ClientData.from_arrays(columns)
 
 
 def _read_file(file: pathlib.Path) -> list[tuple[str, Any, Any]]:

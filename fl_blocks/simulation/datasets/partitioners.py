@@ -193,12 +193,21 @@ def label_counts(labels: Any, partition: Sequence[np.ndarray], num_classes: Opti
     return np.stack([np.bincount(labels[p], minlength=width) for p in partition]).astype(np.int64)
 
 
+def _read_only_copy(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` as a fresh read-only array (the caller's `array` is left writable)."""
+    rows: np.ndarray = np.array(array[index], copy=True, order="C")  # owns its bytes: no writable base
+    rows.flags.writeable = False
+    return rows
+
+
 def partition_arrays(columns: Mapping[str, Any], partition: Sequence[Any], client_ids: Optional[Sequence[str]] = None,
                      element_fn: Optional[Callable[..., Any]] = None) -> ClientData:
     """A `ClientData` whose client ``i`` holds ``OrderedDict(name=column[partition[i]])``.
 
     Columns are equal-length arrays (e.g. ``label`` and uint8 ``pixels``); rows are
-    copied per client, dtypes kept. Client ids default to ``client_0 ... client_{C-1}``
+    copied per client, dtypes kept, into read-only storage (so the vectorized
+    executor can keep per-client Gram matrices across rounds; `columns` themselves
+    stay as they are). Client ids default to ``client_0 ... client_{C-1}``
     (zero-padded). `element_fn` is passed to `ClientData.from_arrays`.
 
     >>> data = partition_arrays({"label": np.arange(4)}, [np.array([0, 3]), np.array([1, 2])])
@@ -223,7 +232,7 @@ def partition_arrays(columns: Mapping[str, Any], partition: Sequence[Any], clien
         index = np.asarray(part) if len(part) else np.zeros(0, np.int64)
         if index.ndim != 1 or index.dtype.kind not in "iu" or (index.size and not 0 <= index.min() <= index.max() < num_rows):
             raise ValueError(f"partition for client {client_id!r} must be 1-D integer indices in [0, {num_rows})")
-        per_client[str(client_id)] = collections.OrderedDict((name, a[index]) for name, a in arrays.items())
+        per_client[str(client_id)] = collections.OrderedDict((name, _read_only_copy(a, index)) for name, a in arrays.items())
     if len(per_client) != len(partition):
         raise ValueError("client_ids contains duplicates")
     return ClientData.from_arrays(per_client, element_fn=element_fn)

@@ -5,6 +5,8 @@ synthetic *writer* with its own stroke width, slant, scale, offset and ink
 darkness; each example is a 28x28 digit drawn from stroke templates on a 1.0
 background (dark ink), as in EMNIST/LEAF. This is **not** real EMNIST: it is
 for running the tutorial offline. Pixels are stored as uint8 (value * 255).
+Storage is read-only, so the vectorized executor can keep per-client Gram
+matrices across rounds (see `fl_blocks.execution.cache`).
 
 >>> train, test = load_data(num_clients=4, seed=0)
 >>> element = next(iter(train.create_dataset_for_client(train.client_ids[0])))
@@ -96,7 +98,8 @@ def _client_data(columns: dict[str, tuple[np.ndarray, np.ndarray]]) -> ClientDat
 def load_data(num_clients: int = 120, seed: int = 0, test_fraction: float = 0.2) -> tuple[ClientData, ClientData]:
     """Returns ``(train, test)`` synthetic ClientData with the same writer ids, like TFF's EMNIST.
 
-    Elements are ``OrderedDict(label=int32 scalar, pixels=float32[28, 28])``.
+    Elements are ``OrderedDict(label=int32 scalar, pixels=float32[28, 28])``; the
+    stored arrays are read-only.
     """
     if num_clients < 1:
         raise ValueError(f"num_clients must be >= 1, got {num_clients}")
@@ -105,6 +108,7 @@ def load_data(num_clients: int = 120, seed: int = 0, test_fraction: float = 0.2)
     for i in range(num_clients):
         client_id = f"synthetic_{i:04d}"
         pixels, labels = _writer(rng, int(rng.integers(100, 300)))
+        pixels.flags.writeable = labels.flags.writeable = False  # read-only storage: the executor may cache it
         cut = int(round(len(labels) * (1 - test_fraction)))
         train[client_id] = (pixels[:cut], labels[:cut])
         test[client_id] = (pixels[cut:], labels[cut:])

@@ -15,7 +15,9 @@ EMNIST's own preprocessing, so they are not pixel-identical to LEAF's.
 
 Clients are simulated (IID, Dirichlet label skew, label shards or random sizes;
 see `partitioners`), not real writers: for writer-partitioned data use
-`emnist.load_data`.
+`emnist.load_data`. The clients' storage is read-only (copied by
+`partitioners.partition_arrays`), so the vectorized executor can keep per-client
+Gram matrices across rounds; `load_arrays` returns ordinary writable arrays.
 
 Requirements and limits: tfds decodes the PNG images without TensorFlow only
 through Pillow or OpenCV (``pip install pillow``); downloading needs network

@@ -1,0 +1,229 @@
+"""The vectorized executor's cache of by-client chunks and Gram matrices (`fl_blocks.execution.cache`).
+
+Checks, against the per-client loop (the reference), that a cached round gives
+what the loop gives: read-only data is kept and hit (bit-identical rounds),
+writeable or shuffled data is never kept (in-place mutation is seen), datasets
+in a new order get their own results, maps with other closure values get other
+entries, the byte budgets hold, helper processes leave the parent's cache
+filled, and fl_blocks' own loaders give data the cache keeps.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+from fl_blocks.algorithms import build_gradient_clipping_client_work
+from fl_blocks.execution import cache, layout, processes as processes_module, vectorized
+from fl_blocks.models import SoftmaxRegression
+from fl_blocks.optimizers import build_sgdm
+from fl_blocks.placements import AllEqual
+from fl_blocks.simulation.datasets import ClientData, pixels_to_float32, synthetic
+from test_executors import CLASSES, DIM, assert_results_close, run_client_work, weights_with_scale
+from test_shared_maps import scaled_preprocess
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def batch_format_fn(element):
+    return element["pixels"].reshape(-1, DIM), element["label"].reshape(-1, 1)
+
+
+def preprocess(dataset, batch_size=4):
+    return dataset.batch(batch_size).map(batch_format_fn)
+
+
+def client_data(rng, sizes, read_only=True):
+    columns = collections.OrderedDict(
+        (f"c{i}", collections.OrderedDict(label=rng.integers(0, CLASSES, n).astype(np.int32),
+                                          pixels=rng.integers(0, 256, (n, 2, 3), dtype=np.uint8)))
+        for i, n in enumerate(sizes))
+    for tree in columns.values():
+        for array in tree.values():
+            array.flags.writeable = not read_only
+    return columns, ClientData.from_arrays(columns, element_fn=pixels_to_float32)
+
+
+def datasets_of(train, fn=preprocess):
+    """New Dataset objects each call, on the same storage (as a tutorial's round does)."""
+    return [fn(train.create_dataset_for_client(c)) for c in train.client_ids]
+
+
+def as_lists(datasets):
+    return [[(np.array(x), np.array(y)) for x, y in d] for d in datasets]
+
+
+def assert_identical(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.update_weight == w.update_weight
+        for a, b in zip(g.update, w.update):
+            np.testing.assert_array_equal(a, b)
+
+
+def no_more_grams(monkeypatch):
+    monkeypatch.setattr(cache, "gram_of", lambda x: pytest.fail("a Gram matrix was recomputed: cache miss"))
+
+
+def small_groups(monkeypatch, max_rows=16):
+    monkeypatch.setattr(vectorized, "group_clients", lambda sources: layout.group_clients(sources, max_rows))
+
+
+SIZES = [3, 17, 9, 30, 6, 13]  # distinct batch counts (ties would reorder a group); no empty client (see below)
+
+
+def test_read_only_data_is_kept_and_hit_with_identical_results(monkeypatch):
+    rng = np.random.default_rng(0)
+    _, train = client_data(rng, SIZES)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    first = run_client_work("vectorized", datasets_of(train), weights)
+    assert len(cache._ENTRIES) == 1
+    no_more_grams(monkeypatch)
+    second = run_client_work("vectorized", datasets_of(train), weights)  # new Dataset objects, same storage
+    assert_identical(second, first)
+    assert_results_close(second, run_client_work("loop", as_lists(datasets_of(train)), weights))
+    other = [weights_with_scale(rng, 2.0) for _ in SIZES]  # a hit trains from this round's weights
+    assert_results_close(run_client_work("vectorized", datasets_of(train), other),
+                         run_client_work("loop", as_lists(datasets_of(train)), other))
+
+
+def test_writeable_arrays_are_never_kept_and_in_place_changes_are_seen():
+    rng = np.random.default_rng(1)
+    columns, train = client_data(rng, SIZES, read_only=False)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    datasets = datasets_of(train)
+    first = run_client_work("vectorized", datasets, weights)
+    assert len(cache._ENTRIES) == 0
+    for tree in columns.values():  # the caller's own arrays, changed under the same Dataset objects
+        tree["pixels"][...] = 255 - tree["pixels"]
+        tree["label"][...] = (tree["label"] + 1) % CLASSES
+    second = run_client_work("vectorized", datasets, weights)
+    assert len(cache._ENTRIES) == 0
+    assert not np.array_equal(first[1].update[0], second[1].update[0])
+    assert_results_close(second, run_client_work("loop", as_lists(datasets), weights))
+
+
+def test_same_datasets_in_another_order_get_their_own_results(monkeypatch):
+    rng = np.random.default_rng(2)
+    _, train = client_data(rng, SIZES)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    datasets = datasets_of(train)
+    first = run_client_work("vectorized", datasets, weights)
+    order = [4, 0, 5, 2, 3, 1]
+    no_more_grams(monkeypatch)
+    moved = run_client_work("vectorized", [datasets[i] for i in order], weights)
+    assert_identical(moved, [first[i] for i in order])
+    assert_results_close(moved, run_client_work("loop", as_lists([datasets[i] for i in order]), weights))
+
+
+def test_maps_with_other_closure_values_get_other_entries():
+    rng = np.random.default_rng(3)
+    _, train = client_data(rng, SIZES)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    results = []
+    for scale in (1, 2, 1):
+        datasets = datasets_of(train, lambda d: scaled_preprocess(d, scale))
+        got = run_client_work("vectorized", datasets, weights)
+        assert_results_close(got, run_client_work("loop", as_lists(datasets), weights))
+        results.append(got)
+    assert len(cache._ENTRIES) == 2
+    assert not np.array_equal(results[0][1].update[0], results[1][1].update[0])
+    assert_identical(results[2], results[0])
+
+
+def test_tiny_gram_budget_is_kept_and_results_stay_right(monkeypatch):
+    rng = np.random.default_rng(4)
+    _, train = client_data(rng, [5, 9, 13, 2, 7, 11, 4, 8])
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    small_groups(monkeypatch)
+    budget = 3000
+    monkeypatch.setattr(cache, "GRAM_BYTES", budget)
+    grams, gram_of = [], cache.gram_of
+    monkeypatch.setattr(cache, "gram_of", lambda x: (grams.append(len(x)), gram_of(x))[1])
+    want = run_client_work("loop", as_lists(datasets_of(train)), weights)
+    for _ in range(3):
+        assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
+        assert 0 < len(cache._ENTRIES) < len(grams) and sum(e.gram.nbytes for e in cache._ENTRIES.values()) <= budget
+
+
+def test_no_rows_budget_rebuilds_rows_with_identical_results(monkeypatch):
+    rng = np.random.default_rng(5)
+    _, train = client_data(rng, SIZES)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    monkeypatch.setattr(cache, "ROWS_BYTES", 0)
+    first = run_client_work("vectorized", datasets_of(train), weights)
+    assert cache._ENTRIES and not any(e.rows_kept for e in cache._ENTRIES.values())
+    no_more_grams(monkeypatch)
+    assert_identical(run_client_work("vectorized", datasets_of(train), weights), first)
+
+
+def test_reshuffled_dataset_is_not_kept_and_matches_the_loop_each_round():
+    rng = np.random.default_rng(6)
+    _, train = client_data(rng, SIZES)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    shuffled = lambda d: preprocess(d.shuffle(64, seed=7))  # noqa: E731  reshuffles each iteration
+    mine, twins = datasets_of(train, shuffled), datasets_of(train, shuffled)
+    rounds = []
+    for _ in range(3):
+        got = run_client_work("vectorized", mine, weights)
+        assert len(cache._ENTRIES) == 0
+        assert_results_close(got, run_client_work("loop", as_lists(twins), weights))
+        rounds.append(got)
+    assert not np.array_equal(rounds[0][4].update[0], rounds[1][4].update[0])  # the order really changed
+
+
+@pytest.mark.skipif(not processes_module.can_fork(), reason="helper processes need fork (POSIX)")
+def test_helper_processes_give_one_process_results_and_fill_the_parents_cache(monkeypatch):
+    rng = np.random.default_rng(7)
+    _, train = client_data(rng, [5, 9, 13, 2, 7, 11, 4, 8])
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    monkeypatch.setattr(vectorized, "MIN_ROWS_PER_PROCESS", 1)
+    small_groups(monkeypatch)
+    one = run_client_work("vectorized", datasets_of(train), weights)
+    cache.clear()
+    work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.3), 1.0,
+                                               executor="vectorized", processes=2)
+    for _ in range(2):  # the first fills the parent's cache (`warm`), the second hits it
+        many = work.next(work.initialize(), weights, datasets_of(train)).result
+        assert_identical([many[i] for i in range(len(one))], one)
+        assert len(cache._ENTRIES) > 1
+        no_more_grams(monkeypatch)
+
+
+def test_synthetic_loader_data_is_kept():
+    train, _ = synthetic.load_data(num_clients=3, seed=1)
+    datasets = [train.create_dataset_for_client(c).batch(20).map(lambda e: (e["pixels"].reshape(-1, 784), e["label"]))
+                for c in train.client_ids]
+    work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(784, 10), build_sgdm(0.1), 1.0,
+                                               executor="vectorized")
+    weights = AllEqual(SoftmaxRegression(784, 10).initial_weights())
+    work.next(work.initialize(), weights, datasets)
+    assert len(cache._ENTRIES) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="cache bug: an empty client has no ArrayPlan, so its whole group is never kept")
+def test_a_group_with_an_empty_client_is_kept():
+    _, train = client_data(np.random.default_rng(8), [5, 9, 0])
+    run_client_work("vectorized", datasets_of(train), AllEqual(weights_with_scale(np.random.default_rng(0), 1.0)))
+    assert len(cache._ENTRIES) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="cache bug: the key omits the model, so a hit skips the label range check")
+def test_a_hit_still_checks_labels_against_the_model():
+    _, train = client_data(np.random.default_rng(9), SIZES)  # labels in [0, 3)
+    for classes in (3, 2):
+        work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, classes), build_sgdm(0.3), 1.0,
+                                                   executor="vectorized")
+        weights = AllEqual(SoftmaxRegression(DIM, classes).initial_weights())
+        if classes == 2:
+            with pytest.raises(ValueError, match="outside \\[0, 2\\)"):  # as the loop and an empty cache raise
+                work.next(work.initialize(), weights, datasets_of(train))
+        else:
+            work.next(work.initialize(), weights, datasets_of(train))
