@@ -26,13 +26,13 @@ def clients(rng, count):
     return data
 
 
-def stacked_updates(data, weights, processes, monkeypatch, max_rows=64):
+def stacked_updates(data, weights, processes, monkeypatch, max_rows=64, momentum=0.5):
     monkeypatch.setattr(vectorized, "MIN_ROWS_PER_PROCESS", 1)  # share out even this small round
-    monkeypatch.setattr(vectorized, "group_clients", lambda sources: layout.group_clients(sources, max_rows))
+    monkeypatch.setattr(vectorized, "group_clients", lambda sources, _rows: layout.group_clients(sources, max_rows))
     shares_used = []
     run_shares = vectorized.run_shares
     monkeypatch.setattr(vectorized, "run_shares", lambda work, shares: (shares_used.append(len(shares)), run_shares(work, shares)))
-    work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.3, momentum=0.5),
+    work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.3, momentum=momentum),
                                                1.0, executor="vectorized", processes=processes)
     result = work.next(work.initialize(), weights, data).result.stacked
     assert shares_used == [processes]  # really shared out (or really not)
@@ -40,14 +40,15 @@ def stacked_updates(data, weights, processes, monkeypatch, max_rows=64):
 
 
 @needs_fork
+@pytest.mark.parametrize("momentum", [0.5, None])  # stepped weights; plain SGD in dual form
 @pytest.mark.parametrize("processes", [2, 3])
-def test_helper_processes_give_identical_results(processes, monkeypatch):
+def test_helper_processes_give_identical_results(processes, momentum, monkeypatch):
     rng = np.random.default_rng(7)
     data = clients(rng, 60)
     weights = AllEqual(ModelWeights([rng.normal(size=(DIM, CLASSES)).astype(np.float32),
                                      rng.normal(size=CLASSES).astype(np.float32)], []))
-    one = stacked_updates(data, weights, 1, monkeypatch)
-    many = stacked_updates(data, weights, processes, monkeypatch)
+    one = stacked_updates(data, weights, 1, monkeypatch, momentum=momentum)
+    many = stacked_updates(data, weights, processes, monkeypatch, momentum=momentum)
     np.testing.assert_array_equal(many.update_weight, one.update_weight)
     for a, b in zip(many.update, one.update):
         np.testing.assert_array_equal(a, b)

@@ -44,11 +44,13 @@ class _Entry(NamedTuple):
 
 
 _ENTRIES: "collections.OrderedDict[tuple[Any, ...], _Entry]" = collections.OrderedDict()
+_KEPT = {"gram": 0, "rows": 0}  # bytes held by _ENTRIES
 
 
 def clear() -> None:
     """Forgets every kept chunk and Gram matrix."""
     _ENTRIES.clear()
+    _KEPT.update(gram=0, rows=0)
 
 
 def _group_key(group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:
@@ -64,12 +66,18 @@ def _group_key(group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]]
 
 
 def _store(key: tuple[Any, ...], references: list[Any], chunk: Chunk, gram: np.ndarray) -> None:
-    rows_kept = chunk.x.nbytes + sum(e.chunk.x.nbytes for e in _ENTRIES.values() if e.rows_kept) <= ROWS_BYTES
     if gram.nbytes > GRAM_BYTES:
         return
-    _ENTRIES[key] = _Entry(references, chunk if rows_kept else chunk._replace(x=chunk.x[:0]), gram, rows_kept)
-    while sum(e.gram.nbytes for e in _ENTRIES.values()) > GRAM_BYTES:
-        _ENTRIES.popitem(last=False)
+    rows_kept = _KEPT["rows"] + chunk.x.nbytes <= ROWS_BYTES
+    if not rows_kept:  # keep labels and layout, not the float32 rows
+        chunk = chunk._replace(x=np.empty((0,) + chunk.x.shape[1:], chunk.x.dtype))
+    _ENTRIES[key] = _Entry(references, chunk, gram, rows_kept)
+    _KEPT["gram"] += gram.nbytes
+    _KEPT["rows"] += chunk.x.nbytes
+    while _KEPT["gram"] > GRAM_BYTES:
+        _, gone = _ENTRIES.popitem(last=False)
+        _KEPT["gram"] -= gone.gram.nbytes
+        _KEPT["rows"] -= gone.chunk.x.nbytes
 
 
 def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None:
