@@ -6,7 +6,8 @@ A round is ``process.next(state, client_datasets)`` as a user calls it: the
 datasets are ``create_dataset_for_client(c).batch(20).map(batch_format_fn)``
 over a uint8-backed `ClientData` (see `benchmarks.population`), so the time
 includes batching, the uint8 -> float32 maps and stacking. The first
-`--warmup` rounds are not timed. The peak RSS is this whole process's
+`--warmup` rounds are not among the timed ones; the first is reported on its own
+(``first_round_seconds``: it fills the vectorized executor's cache of Gram matrices). The peak RSS is this whole process's
 (``ru_maxrss``): the data, the model and every round.
 """
 
@@ -39,12 +40,12 @@ def time_rounds(num_clients: int, executor: str, processes: int, rounds: int, wa
                                           executor=executor, processes=processes)
     state = process.initialize()
     seconds = []
-    for r in range(warmup + rounds):
+    for _ in range(warmup + rounds):
         start = time.perf_counter()
         state, _ = process.next(state, client_datasets)
-        if r >= warmup:
-            seconds.append(time.perf_counter() - start)
-    return {"clients": num_clients, "executor": executor, "processes": processes,
+        seconds.append(time.perf_counter() - start)
+    first, seconds = seconds[:warmup], seconds[warmup:]
+    return {"clients": num_clients, "executor": executor, "processes": processes, "first_round_seconds": first[:1],
             "processes_used": max(shares_used), "examples": population.num_examples(client_datasets), "round_seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -53,10 +53,13 @@ def clear() -> None:
     _KEPT.update(gram=0, rows=0)
 
 
-def _group_key(group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:
+def _group_key(model: SoftmaxRegression, group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:
     references: list[Any] = []
-    keys = []
+    keys: list[Any] = [(model.input_dim, model.num_classes)]  # a hit skips make_chunk's checks against the model
     for source in group:
+        if not len(source.sizes):  # a client without batches adds no rows
+            keys.append(None)
+            continue
         found = facts(source.plan) if source.plan is not None else None
         if found is None or found.key is None:
             return None, []
@@ -84,7 +87,7 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None
     """Computes and keeps every group that can be kept and is not yet (e.g. before forking helpers)."""
     for group in groups:
         group.sort(key=lambda s: -len(s.sizes))
-        key, references = _group_key(group)
+        key, references = _group_key(model, group)
         if key is not None and key not in _ENTRIES:
             chunk = make_chunk(model, group, by_client=True)
             _store(key, references, chunk, gram_of(by_client_rows(chunk)))
@@ -93,7 +96,7 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None
 def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Chunk, np.ndarray]:
     """The group's by-client chunk and ``X X^T + 1``, from the cache when kept (and kept when it can be)."""
     group.sort(key=lambda s: -len(s.sizes))  # as make_chunk orders it
-    key, references = _group_key(group)
+    key, references = _group_key(model, group)
     entry = _ENTRIES.get(key) if key is not None else None
     if entry is None:
         chunk = make_chunk(model, group, by_client=True)

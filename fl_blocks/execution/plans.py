@@ -7,8 +7,9 @@ the plan, so its id stays unique while they live; the least recently used go
 first beyond `MAX_PLANS`.
 
 A plan's cache key is made of the identity of every source array, its batch
-sizes and its maps (one code, globals, defaults and closure values, as
-`same_function` compares them). It exists only for passes over all rows in
+sizes and its maps (one code, globals dict, defaults and closure values, as
+`same_function` compares them: maps are assumed pure, so a map that reads a
+module global reassigned between rounds is not told apart). It exists only for passes over all rows in
 order (no shuffle, take or skip) whose source arrays are read-only all the way
 down: NumPy cannot change such data in place, so a key that matches means the
 same rows.
