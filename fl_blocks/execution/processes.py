@@ -6,7 +6,9 @@ pickled or copied back. `run_shares` runs ``work(share)`` for every share,
 the first in this process and the others in forked children (which see this
 process's memory, e.g. every client's data, as it was at the fork), and
 re-raises a child's error here. Fork is POSIX-only (and not used on macOS);
-elsewhere every share runs here, one after another.
+elsewhere every share runs here, one after another. While shares run, BLAS
+keeps to one thread per process (with threadpoolctl, the ``parallel`` extra):
+OpenBLAS threads on top of the helpers would contend for the same cores.
 
 >>> out = shared_empty((4,), np.int64)
 >>> def work(share):
@@ -19,6 +21,7 @@ elsewhere every share runs here, one after another.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
@@ -76,6 +79,20 @@ def run_shares(work: Callable[[T], None], shares: Sequence[T]) -> None:
         for share in shares:
             work(share)
         return
+    with _one_blas_thread():  # each process takes a core: BLAS threads would only contend for them
+        _fork_and_run(work, shares)
+
+
+def _one_blas_thread() -> Any:
+    """Limits BLAS to one thread here and in children forked meanwhile (the `parallel` extra), else nothing."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    except ImportError:  # pragma: no cover - without the extra, helpers share the cores with BLAS threads
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _fork_and_run(work: Callable[[T], None], shares: Sequence[T]) -> None:
     context = multiprocessing.get_context("fork")
     children = []
     for share in shares[1:]:

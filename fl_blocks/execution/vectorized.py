@@ -33,10 +33,8 @@ from fl_blocks.optimizers.optimizer import Optimizer
 from fl_blocks.placements import AllEqual, StackedClients
 from fl_blocks.templates.client_works import ClientResult
 
-__all__ = ["client_results", "DUAL_CHUNK_ROWS", "MIN_ROWS_PER_PROCESS"]
+__all__ = ["client_results", "MIN_ROWS_PER_PROCESS"]
 
-#: Rows per chunk in dual form: fewer, larger steps; its float32 rows (12.8 MB) still stay in the 32 MB cache.
-DUAL_CHUNK_ROWS = 4096
 #: Fewer padded rows than this per process and helper processes would cost more than they save.
 MIN_ROWS_PER_PROCESS = 16384
 
@@ -52,7 +50,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     sgd_rate, clip = plain_sgd_rate(optimizer), np.float32(clip_norm)
     dual = sgd_rate is not None
     sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
-    groups = group_clients(sources, DUAL_CHUNK_ROWS if dual else MAX_CHUNK_ROWS)
+    groups = group_clients(sources, MAX_CHUNK_ROWS)
     costs = [sum(len(s.sizes) * int(s.sizes.max(initial=0)) for s in group) for group in groups]
     processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
     allocate = shared_empty if processes > 1 else np.empty
