@@ -67,14 +67,13 @@ def train_dual(chunk: Chunk, gram: np.ndarray, kernel: np.ndarray, bias: np.ndar
     else:
         logits = np.matmul(x, kernel)
     logits += bias[:, None, :]
-    labels = chunk.labels.reshape(count, rows)
-    denominators = chunk.denominators.reshape(count, 1, rows)
-    class_ids = np.arange(classes)[:, None]
+    labels = chunk.labels.reshape(count, rows, 1)
+    denominators = chunk.denominators.reshape(count, rows, 1)
+    class_ids = np.arange(classes)
     u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
     for k, (_, active, _) in enumerate(chunk.steps):
         here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
-        grads = dlogits(logits[:active, here].transpose(0, 2, 1), labels[:active, here], denominators[:active, :, here],
-                        class_ids).transpose(0, 2, 1)  # (active, width, classes)
+        grads = dlogits(logits[:active, here], labels[:active, here], denominators[:active, here], class_ids, axis=2)
         block = gram[:active, here, here]
         squares = (np.matmul(block, grads) * grads).sum(axis=(1, 2))
         step = np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])

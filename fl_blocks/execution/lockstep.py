@@ -64,22 +64,24 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: np.ndarray, axis: int = 1) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
-    `logits` are laid out ``(clients, classes, batch)`` (overwritten) so the softmax reduces across rows.
+    `logits` ``(clients, ...)`` hold the classes on `axis` (overwritten); `labels`
+    and `classes` broadcast against them to the one-hot labels, `denominators`
+    (each row's real batch size, inf on padding rows) to the logits.
     """
-    logits -= logits.max(axis=1, keepdims=True)
+    logits -= logits.max(axis=axis, keepdims=True)
     exps = np.exp(logits, out=logits)
-    probs = exps / exps.sum(axis=1, keepdims=True)
-    onehot = labels[:, None, :] == classes
+    probs = exps / exps.sum(axis=axis, keepdims=True)
+    onehot = labels == classes
     if probs.min() >= _EPS and probs.max() <= _ONE_MINUS_EPS:  # no probability clipped at any client
-        through_clip = probs / probs.sum(axis=1, keepdims=True) - onehot
+        through_clip = probs / probs.sum(axis=axis, keepdims=True) - onehot
     else:  # per client, as the loop decides per batch (padding rows do not count)
         in_range = (probs >= _EPS) & (probs <= _ONE_MINUS_EPS)
-        through_clip = probs / np.clip(probs, _EPS, _ONE_MINUS_EPS).sum(axis=1, keepdims=True) - onehot
+        through_clip = probs / np.clip(probs, _EPS, _ONE_MINUS_EPS).sum(axis=axis, keepdims=True) - onehot
         clipped = np.where(in_range, through_clip, 0)
-        clipped -= probs * clipped.sum(axis=1, keepdims=True)
+        clipped -= probs * clipped.sum(axis=axis, keepdims=True)
         inside = (in_range | np.isinf(denominators)).all(axis=(1, 2))
         through_clip = np.where(inside[:, None, None], through_clip, clipped)
     result: np.ndarray = through_clip / denominators
@@ -91,7 +93,7 @@ def _gradients(kernel: np.ndarray, bias: np.ndarray, x: np.ndarray, labels: np.n
     """Per client: gradients of the mean Keras cross-entropy by the transposed kernel and the bias."""
     logits = np.matmul(kernel, x.transpose(0, 2, 1))
     logits += bias[:, :, None]
-    grads = dlogits(logits, labels, denominators, classes)
+    grads = dlogits(logits, labels[:, None, :], denominators, classes)
     return np.matmul(grads, x), grads.sum(axis=2)
 
 
