@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import oracle
-from conftest import TFF_REFERENCE, emnist_client_batches, require
+from conftest import DATA_NPZ, TFF_REFERENCE, emnist_client_batches, require
 from fl_blocks.algorithms import build_fed_avg_with_clipping, build_gradient_clipping_client_work
 from fl_blocks.models import ModelWeights, SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
@@ -217,6 +217,25 @@ def test_tff_golden_with_both_executors(executor):
         kernel, bias = process.get_model_weights(state).trainable
         np.testing.assert_allclose(kernel, ref[f"w{round_num}_kernel"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(bias, ref[f"w{round_num}_bias"], rtol=0, atol=1e-6)
+
+
+def test_dual_form_equals_loop_to_1e6_on_real_emnist_rounds():
+    """The issue's fidelity bar on the tutorial's setting: 20 real writers, 5 rounds, every weight within 1e-6."""
+    with np.load(require(TFF_REFERENCE / "seed_clip_r3.npz"), allow_pickle=False) as ref:
+        ref = dict(ref)
+    with np.load(require(DATA_NPZ), allow_pickle=False) as data:
+        ids = [str(c) for c in data["train_client_ids"][:20]]
+    clients = emnist_client_batches(ids, 20)
+    states = {}
+    processes = {e: build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0),
+                                                clip_norm=1.0, executor=e) for e in ("vectorized", "loop")}
+    for e, process in processes.items():
+        states[e] = process.set_model_weights(process.initialize(), ModelWeights([ref["w0_kernel"], ref["w0_bias"]], []))
+    for _ in range(5):
+        for e, process in processes.items():
+            states[e], _ = process.next(states[e], clients)
+        for a, b in zip(*(processes[e].get_model_weights(states[e]).trainable for e in processes)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 def test_unknown_executor_is_named():
