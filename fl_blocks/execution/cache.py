@@ -9,7 +9,9 @@ name, so their ids stay unique while it lives.
 
 Gram matrices are kept up to `GRAM_BYTES` in all, the chunk's float32 rows up
 to `ROWS_BYTES` (beyond that they are rebuilt from the stored rows each round);
-the least recently used entries go first. `clear()` empties the cache.
+the least recently used entries go first. Entries (and remembered plans, see
+`fl_blocks.execution.plans`) hold their datasets' arrays alive: `clear()`
+empties the cache and lets them go.
 
 >>> clear(); len(_ENTRIES)
 0
@@ -25,6 +27,7 @@ import numpy as np
 
 from fl_blocks.execution.dual import by_client_rows, gram_of
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
+from fl_blocks.execution import plans
 from fl_blocks.execution.plans import facts
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -48,9 +51,10 @@ _KEPT = {"gram": 0, "rows": 0}  # bytes held by _ENTRIES
 
 
 def clear() -> None:
-    """Forgets every kept chunk and Gram matrix."""
+    """Forgets every kept chunk and Gram matrix, and the plans they were keyed by (freeing their data)."""
     _ENTRIES.clear()
     _KEPT.update(gram=0, rows=0)
+    plans.forget()
 
 
 def _group_key(model: SoftmaxRegression, group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:

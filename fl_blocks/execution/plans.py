@@ -30,7 +30,7 @@ import optree
 
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan
 
-__all__ = ["PlanFacts", "facts", "read_only_throughout", "MAX_PLANS"]
+__all__ = ["PlanFacts", "facts", "forget", "read_only_throughout", "MAX_PLANS"]
 
 #: Plans remembered at once (a round of 3,400 clients needs 3,400).
 MAX_PLANS = 1 << 16
@@ -45,6 +45,11 @@ class PlanFacts(NamedTuple):
 
 
 _FACTS: "collections.OrderedDict[int, tuple[ArrayPlan, PlanFacts]]" = collections.OrderedDict()
+
+
+def forget() -> None:
+    """Forgets every remembered plan (and so the data it holds)."""
+    _FACTS.clear()
 
 
 def read_only_throughout(array: Any) -> bool:
