@@ -3,8 +3,8 @@
     python -m benchmarks [--clients 10 105 3400] [--rounds 7] [--tff-python ../tff-venv/bin/python]
 
 Each setting runs in a fresh process (`benchmarks.round_worker`), one after
-another, so its peak RSS is its own. Prints a Markdown table: median round, the first
-(untimed) round, rounds/s, examples/s, % of the compute floor (47 kFLOP per example at
+another, so its peak RSS is its own. Prints a Markdown table: median round, the two
+untimed first rounds, rounds/s, examples/s, % of the compute floor (47 kFLOP per example at
 2 x 100 GFLOP/s), peak RSS, and the loop's median over the vectorized one.
 With `--tff-python` (a TFF 0.87 venv, see ``../shared/TFF.md``) real TFF runs
 the 10-client seed setting in the same run
@@ -64,9 +64,9 @@ def row(result: dict[str, object], examples: int, loop_median: float | None) -> 
     if name == "vectorized":
         used = result.get("processes_used", result["processes"])
         name += f", {result['processes']} proc" + ("" if used == result["processes"] else f" ({used} used)")
-    first = result.get("first_round_seconds") or [None]
+    first = result.get("first_round_seconds") or []
     cells = [str(result["clients"]), str(name), f"{median * 1e3:.2f} ms",
-             "-" if first[0] is None else f"{first[0] * 1e3:.0f} ms", f"{1 / median:.1f}", f"{examples / median:,.0f}",
+             " / ".join(f"{s * 1e3:.0f}" for s in first) + " ms" if first else "-", f"{1 / median:.1f}", f"{examples / median:,.0f}",
              f"{100 * floor / median:.1f}%", "-" if rss is None else f"{rss:.0f} MB",
              "-" if loop_median is None else f"{loop_median / median:.2f}x"]
     return "| " + " | ".join(cells) + " |"
@@ -75,11 +75,11 @@ def row(result: dict[str, object], examples: int, loop_median: float | None) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 105, 3400])
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per setting (after one warm-up)")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per setting (after two warm-up rounds)")
     parser.add_argument("--tff-python", help="the python of a TFF 0.87 venv, to time TFF side by side")
     parser.add_argument("--json", help="also write every round's time to this file")
     args = parser.parse_args()
-    print("| clients | executor | median round | first round | rounds/s | examples/s | % of floor | peak RSS | loop / this |")
+    print("| clients | executor | median round | rounds 1 / 2 | rounds/s | examples/s | % of floor | peak RSS | loop / this |")
     print("|---|---|---|---|---|---|---|---|---|")
     everything = []
     for clients in args.clients:

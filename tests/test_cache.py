@@ -1,11 +1,13 @@
-"""The vectorized executor's cache of by-client chunks and Gram matrices (`fl_blocks.execution.cache`).
+"""The vectorized executor's cache of Gram matrices and chunks (`fl_blocks.execution.cache`).
 
-Checks, against the per-client loop (the reference), that a cached round gives
-what the loop gives: read-only data is kept and hit (bit-identical rounds),
-writeable or shuffled data is never kept (in-place mutation is seen), datasets
-in a new order get their own results, maps with other closure values get other
-entries, the byte budgets hold, helper processes leave the parent's cache
-filled, and fl_blocks' own loaders give data the cache keeps.
+Checks, against the per-client loop (the reference), that every round gives
+what the loop gives while the cache works as documented: read-only data is
+stepped when first seen, kept in its second round and hit from then on
+(bit-identical rounds); clients regrouped (another sample of the same
+population) reuse their own Gram matrices; writeable or shuffled data is never
+kept (in-place changes are seen); maps with other closure values get other
+entries; the byte budgets hold; helper processes give one process's results;
+fl_blocks' own loaders give data the cache keeps.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def assert_identical(got, want):
             np.testing.assert_array_equal(a, b)
 
 
+def kept():
+    return len(cache._GRAMS), len(cache._GROUPS)
+
+
 def no_more_grams(monkeypatch):
     monkeypatch.setattr(cache, "gram_of", lambda x: pytest.fail("a Gram matrix was recomputed: cache miss"))
 
@@ -79,19 +85,38 @@ def small_groups(monkeypatch, max_rows=16):
 SIZES = [3, 17, 9, 30, 6, 13]  # distinct batch counts (ties would reorder a group)
 
 
-def test_read_only_data_is_kept_and_hit_with_identical_results(monkeypatch):
+def test_read_only_data_is_stepped_then_kept_then_hit(monkeypatch):
     rng = np.random.default_rng(0)
     _, train = client_data(rng, SIZES)
     weights = AllEqual(weights_with_scale(rng, 1.0))
-    first = run_client_work("vectorized", datasets_of(train), weights)
-    assert len(cache._ENTRIES) == 1
-    no_more_grams(monkeypatch)
+    want = run_client_work("loop", as_lists(datasets_of(train)), weights)
+    first = run_client_work("vectorized", datasets_of(train), weights)  # first sight: stepped, nothing kept
+    assert kept() == (0, 0) and len(cache._SEEN) == len(SIZES)
     second = run_client_work("vectorized", datasets_of(train), weights)  # new Dataset objects, same storage
-    assert_identical(second, first)
-    assert_results_close(second, run_client_work("loop", as_lists(datasets_of(train)), weights))
+    assert kept() == (len(SIZES), 1)
+    no_more_grams(monkeypatch)
+    third = run_client_work("vectorized", datasets_of(train), weights)
+    assert_identical(third, second)
+    for got in (first, second):
+        assert_results_close(got, want)
     other = [weights_with_scale(rng, 2.0) for _ in SIZES]  # a hit trains from this round's weights
     assert_results_close(run_client_work("vectorized", datasets_of(train), other),
                          run_client_work("loop", as_lists(datasets_of(train)), other))
+
+
+def test_regrouped_clients_reuse_their_own_gram_matrices(monkeypatch):
+    rng = np.random.default_rng(2)
+    _, train = client_data(rng, [5, 9, 13, 2, 7, 11, 4, 8])
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    small_groups(monkeypatch)
+    datasets = datasets_of(train)
+    for _ in range(2):
+        run_client_work("vectorized", datasets, weights)
+    assert kept()[0] == len(datasets)
+    no_more_grams(monkeypatch)
+    for sample in ([6, 1, 3], [0, 2, 4, 5, 7], [7, 6, 5, 4, 3, 2, 1, 0]):  # other rounds' samples: other groups
+        chosen = [datasets[i] for i in sample]
+        assert_results_close(run_client_work("vectorized", chosen, weights), run_client_work("loop", as_lists(chosen), weights))
 
 
 def test_writeable_arrays_are_never_kept_and_in_place_changes_are_seen():
@@ -99,28 +124,15 @@ def test_writeable_arrays_are_never_kept_and_in_place_changes_are_seen():
     columns, train = client_data(rng, SIZES, read_only=False)
     weights = AllEqual(weights_with_scale(rng, 1.0))
     datasets = datasets_of(train)
-    first = run_client_work("vectorized", datasets, weights)
-    assert len(cache._ENTRIES) == 0
+    first = [run_client_work("vectorized", datasets, weights) for _ in range(2)][-1]
+    assert kept() == (0, 0) and not cache._SEEN
     for tree in columns.values():  # the caller's own arrays, changed under the same Dataset objects
         tree["pixels"][...] = 255 - tree["pixels"]
         tree["label"][...] = (tree["label"] + 1) % CLASSES
     second = run_client_work("vectorized", datasets, weights)
-    assert len(cache._ENTRIES) == 0
+    assert kept() == (0, 0)
     assert not np.array_equal(first[1].update[0], second[1].update[0])
     assert_results_close(second, run_client_work("loop", as_lists(datasets), weights))
-
-
-def test_same_datasets_in_another_order_get_their_own_results(monkeypatch):
-    rng = np.random.default_rng(2)
-    _, train = client_data(rng, SIZES)
-    weights = AllEqual(weights_with_scale(rng, 1.0))
-    datasets = datasets_of(train)
-    first = run_client_work("vectorized", datasets, weights)
-    order = [4, 0, 5, 2, 3, 1]
-    no_more_grams(monkeypatch)
-    moved = run_client_work("vectorized", [datasets[i] for i in order], weights)
-    assert_identical(moved, [first[i] for i in order])
-    assert_results_close(moved, run_client_work("loop", as_lists([datasets[i] for i in order]), weights))
 
 
 def test_maps_with_other_closure_values_get_other_entries():
@@ -128,14 +140,13 @@ def test_maps_with_other_closure_values_get_other_entries():
     _, train = client_data(rng, SIZES)
     weights = AllEqual(weights_with_scale(rng, 1.0))
     results = []
-    for scale in (1, 2, 1):
+    for scale in (1, 2, 1, 2):
         datasets = datasets_of(train, lambda d: scaled_preprocess(d, scale))
         got = run_client_work("vectorized", datasets, weights)
         assert_results_close(got, run_client_work("loop", as_lists(datasets), weights))
         results.append(got)
-    assert len(cache._ENTRIES) == 2
+    assert kept() == (2 * len(SIZES), 2)
     assert not np.array_equal(results[0][1].update[0], results[1][1].update[0])
-    assert_identical(results[2], results[0])
 
 
 def test_tiny_gram_budget_is_kept_and_results_stay_right(monkeypatch):
@@ -143,25 +154,25 @@ def test_tiny_gram_budget_is_kept_and_results_stay_right(monkeypatch):
     _, train = client_data(rng, [5, 9, 13, 2, 7, 11, 4, 8])
     weights = AllEqual(weights_with_scale(rng, 1.0))
     small_groups(monkeypatch)
-    budget = 3000
+    budget = 1500
     monkeypatch.setattr(cache, "GRAM_BYTES", budget)
-    grams, gram_of = [], cache.gram_of
-    monkeypatch.setattr(cache, "gram_of", lambda x: (grams.append(len(x)), gram_of(x))[1])
+    monkeypatch.setattr(cache, "ROWS_BYTES", 0)
     want = run_client_work("loop", as_lists(datasets_of(train)), weights)
-    for _ in range(3):
+    for _ in range(4):
         assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
-        assert 0 < len(cache._ENTRIES) < len(grams) and sum(e.gram.nbytes for e in cache._ENTRIES.values()) <= budget
+        assert sum(g.nbytes for _, g in cache._GRAMS.values()) <= budget
+    assert 0 < kept()[0] < 8  # some kept, some evicted
 
 
-def test_no_rows_budget_rebuilds_rows_with_identical_results(monkeypatch):
+def test_no_rows_budget_assembles_kept_gram_matrices_with_identical_results(monkeypatch):
     rng = np.random.default_rng(5)
     _, train = client_data(rng, SIZES)
     weights = AllEqual(weights_with_scale(rng, 1.0))
     monkeypatch.setattr(cache, "ROWS_BYTES", 0)
-    first = run_client_work("vectorized", datasets_of(train), weights)
-    assert cache._ENTRIES and not any(e.rows_kept for e in cache._ENTRIES.values())
+    second = [run_client_work("vectorized", datasets_of(train), weights) for _ in range(2)][-1]
+    assert kept() == (len(SIZES), 0)
     no_more_grams(monkeypatch)
-    assert_identical(run_client_work("vectorized", datasets_of(train), weights), first)
+    assert_identical(run_client_work("vectorized", datasets_of(train), weights), second)
 
 
 def test_reshuffled_dataset_is_not_kept_and_matches_the_loop_each_round():
@@ -173,7 +184,7 @@ def test_reshuffled_dataset_is_not_kept_and_matches_the_loop_each_round():
     rounds = []
     for _ in range(3):
         got = run_client_work("vectorized", mine, weights)
-        assert len(cache._ENTRIES) == 0
+        assert kept() == (0, 0) and not cache._SEEN
         assert_results_close(got, run_client_work("loop", as_lists(twins), weights))
         rounds.append(got)
     assert not np.array_equal(rounds[0][4].update[0], rounds[1][4].update[0])  # the order really changed
@@ -186,15 +197,14 @@ def test_helper_processes_give_one_process_results_and_fill_the_parents_cache(mo
     weights = AllEqual(weights_with_scale(rng, 1.0))
     monkeypatch.setattr(vectorized, "MIN_ROWS_PER_PROCESS", 1)
     small_groups(monkeypatch)
-    one = run_client_work("vectorized", datasets_of(train), weights)
+    one = [run_client_work("vectorized", datasets_of(train), weights) for _ in range(3)]
     cache.clear()
     work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, CLASSES), build_sgdm(0.3), 1.0,
                                                executor="vectorized", processes=2)
-    for _ in range(2):  # the first fills the parent's cache (`warm`), the second hits it
+    for r in range(3):  # stepped, then kept by the parent (`warm`), then hit
         many = work.next(work.initialize(), weights, datasets_of(train)).result
-        assert_identical([many[i] for i in range(len(one))], one)
-        assert len(cache._ENTRIES) > 1
-        no_more_grams(monkeypatch)
+        assert_identical([many[i] for i in range(len(one[r]))], one[r])
+        assert kept()[0] == (0 if r == 0 else 8)
 
 
 def test_synthetic_loader_data_is_kept():
@@ -204,19 +214,21 @@ def test_synthetic_loader_data_is_kept():
     work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(784, 10), build_sgdm(0.1), 1.0,
                                                executor="vectorized")
     weights = AllEqual(SoftmaxRegression(784, 10).initial_weights())
-    work.next(work.initialize(), weights, datasets)
-    assert len(cache._ENTRIES) == 1
+    for _ in range(2):
+        work.next(work.initialize(), weights, datasets)
+    assert kept() == (3, 1)
 
 
 def test_a_group_with_an_empty_client_is_kept():
     _, train = client_data(np.random.default_rng(8), [5, 9, 0])
-    run_client_work("vectorized", datasets_of(train), AllEqual(weights_with_scale(np.random.default_rng(0), 1.0)))
-    assert len(cache._ENTRIES) == 1
+    for _ in range(2):
+        run_client_work("vectorized", datasets_of(train), AllEqual(weights_with_scale(np.random.default_rng(0), 1.0)))
+    assert kept() == (2, 1)
 
 
 def test_a_hit_still_checks_labels_against_the_model():
     _, train = client_data(np.random.default_rng(9), SIZES)  # labels in [0, 3)
-    for classes in (3, 2):
+    for classes in (3, 3, 2):
         work = build_gradient_clipping_client_work(lambda: SoftmaxRegression(DIM, classes), build_sgdm(0.3), 1.0,
                                                    executor="vectorized")
         weights = AllEqual(SoftmaxRegression(DIM, classes).initial_weights())
@@ -225,3 +237,4 @@ def test_a_hit_still_checks_labels_against_the_model():
                 work.next(work.initialize(), weights, datasets_of(train))
         else:
             work.next(work.initialize(), weights, datasets_of(train))
+    assert kept()[0] == len(SIZES)

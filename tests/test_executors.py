@@ -18,12 +18,22 @@ from hypothesis import strategies as st
 import oracle
 from conftest import DATA_NPZ, TFF_REFERENCE, emnist_client_batches, require
 from fl_blocks.algorithms import build_fed_avg_with_clipping, build_gradient_clipping_client_work
+from fl_blocks.execution import cache
 from fl_blocks.models import ModelWeights, SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
 from fl_blocks.placements import AllEqual, StackedClients
 from fl_blocks.simulation.datasets import ClientData, Dataset, pixels_to_float32
 
 DIM, CLASSES = 6, 3
+
+
+@pytest.fixture(autouse=True, params=["always", "never"])
+def dual_form(request, monkeypatch):
+    """Every test runs with plain SGD in dual form for every group, and with stepped weights only."""
+    cache.clear()
+    monkeypatch.setattr(cache, "DUAL", request.param)
+    yield request.param
+    cache.clear()
 
 
 def client_arrays(rng, sizes, scale=3.0):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fl_blocks.algorithms import build_fed_avg_with_clipping, build_gradient_clipping_client_work
-from fl_blocks.execution import layout
+from fl_blocks.execution import cache, layout
 from fl_blocks.execution import processes as processes_module
 from fl_blocks.execution import vectorized
 from fl_blocks.models import ModelWeights, SoftmaxRegression
@@ -28,6 +28,7 @@ def clients(rng, count):
 
 def stacked_updates(data, weights, processes, monkeypatch, max_rows=64, momentum=0.5):
     monkeypatch.setattr(vectorized, "MIN_ROWS_PER_PROCESS", 1)  # share out even this small round
+    monkeypatch.setattr(cache, "DUAL", "always")  # plain SGD in dual form even on lists of batches
     monkeypatch.setattr(vectorized, "group_clients", lambda sources, _rows: layout.group_clients(sources, max_rows))
     shares_used = []
     run_shares = vectorized.run_shares

@@ -1,20 +1,27 @@
-"""What a round computes from the data alone, kept for the next round: by-client chunks and their Gram matrices.
+"""What a round computes from the data alone, kept for later rounds: clients' Gram matrices and chunks' rows.
 
-A group of clients is kept under the tuple of its clients' plan keys (see
-`fl_blocks.execution.plans`), which exist only for read-only source arrays.
-fl_blocks' loaders return read-only storage; for your own arrays, set
-``array.flags.writeable = False`` before ``ClientData.from_arrays``. Maps are
-assumed pure, as `ArrayPlan` assumes. The entry holds the objects the keys
-name, so their ids stay unique while it lives.
+Plain client SGD trains in dual form (`fl_blocks.execution.dual`) from each
+client's Gram matrix ``X X^T + 1``, which depends only on its data. Computing
+it costs more than a round of stepping the weights, so it pays only for data
+that comes back: a client met for the first time is trained by stepping
+(`chunk_and_gram` returns None); from its next round on, its Gram matrix is
+computed once and kept.
 
-Gram matrices are kept up to `GRAM_BYTES` in all, the chunk's float32 rows up
-to `ROWS_BYTES` (beyond that they are rebuilt from the stored rows each round);
-the least recently used entries go first. Entries (and remembered plans, see
-`fl_blocks.execution.plans`) hold their datasets' arrays alive: `clear()`
+Clients are recognized by their plan keys (`fl_blocks.execution.plans`), which
+exist only for read-only source arrays. fl_blocks' loaders return read-only
+storage; for your own arrays, set ``array.flags.writeable = False`` before
+``ClientData.from_arrays``. Maps are assumed pure, as `ArrayPlan` assumes.
+Entries hold the objects their keys name, so those ids stay unique.
+
+Kept, least recently used first out: each client's Gram matrix over its own
+rows, up to `GRAM_BYTES` in all; and each group of clients trained together
+(its chunk with the float32 rows, and the group's Gram matrix), up to
+`ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing.
+Entries and remembered plans hold their datasets' arrays alive: `clear()`
 empties the cache and lets them go.
 
->>> clear(); len(_ENTRIES)
-0
+>>> clear(); len(_GRAMS), len(_GROUPS)
+(0, 0)
 """
 
 from __future__ import annotations
@@ -25,90 +32,151 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from fl_blocks.execution import plans
 from fl_blocks.execution.dual import by_client_rows, gram_of
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
-from fl_blocks.execution import plans
-from fl_blocks.execution.plans import facts
 from fl_blocks.models.softmax import SoftmaxRegression
 
-__all__ = ["GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "warm"]
+__all__ = ["DUAL", "GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "note_seen", "warm"]
 
-#: Bytes of Gram matrices kept across rounds (3,400 EMNIST clients need about 170 MB).
+#: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 140 MB).
 GRAM_BYTES = 384 << 20
-#: Bytes of materialized float32 rows kept across rounds.
+#: Bytes of groups' float32 rows (and their Gram matrices) kept across rounds.
 ROWS_BYTES = 64 << 20
+#: Clients remembered as seen.
+MAX_SEEN = 1 << 20
+#: Which groups train in dual form: "auto" (every client's Gram matrix is kept, or it was seen in an
+#: earlier round), "always" (also data that cannot be kept: its Gram matrices are computed and dropped)
+#: or "never". Results agree to float32 rounding either way; "always" and "never" are for tests.
+DUAL = "auto"
+
+Key = Any
 
 
-class _Entry(NamedTuple):
+class _Group(NamedTuple):
     references: list[Any]
     chunk: Chunk
     gram: np.ndarray
-    rows_kept: bool
 
 
-_ENTRIES: "collections.OrderedDict[tuple[Any, ...], _Entry]" = collections.OrderedDict()
-_KEPT = {"gram": 0, "rows": 0}  # bytes held by _ENTRIES
+_GRAMS: "collections.OrderedDict[Key, tuple[tuple[Any, ...], np.ndarray]]" = collections.OrderedDict()
+_GROUPS: "collections.OrderedDict[Key, _Group]" = collections.OrderedDict()
+_SEEN: "collections.OrderedDict[Key, None]" = collections.OrderedDict()
+_KEPT = {"gram": 0, "rows": 0}  # bytes held by _GRAMS and _GROUPS
 
 
 def clear() -> None:
-    """Forgets every kept chunk and Gram matrix, and the plans they were keyed by (freeing their data)."""
-    _ENTRIES.clear()
+    """Forgets every kept Gram matrix, chunk and seen client, and the plans they were keyed by."""
+    for table in (_GRAMS, _GROUPS, _SEEN):
+        table.clear()
     _KEPT.update(gram=0, rows=0)
     plans.forget()
 
 
-def _group_key(model: SoftmaxRegression, group: Sequence[ClientSource]) -> tuple[Optional[tuple[Any, ...]], list[Any]]:
-    references: list[Any] = []
-    keys: list[Any] = [(model.input_dim, model.num_classes)]  # a hit skips make_chunk's checks against the model
+def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.PlanFacts]]]:
+    """Each client's plan facts (None for a client without batches), or None if one cannot be kept."""
+    found: list[Optional[plans.PlanFacts]] = []
     for source in group:
-        if not len(source.sizes):  # a client without batches adds no rows
-            keys.append(None)
-            continue
-        found = facts(source.plan) if source.plan is not None else None
-        if found is None or found.key is None:
-            return None, []
-        keys.append(found.key)
-        references.extend(found.references)
-    return tuple(keys), references
+        facts = plans.facts(source.plan) if source.plan is not None and len(source.sizes) else None
+        if len(source.sizes) and (facts is None or facts.key is None):
+            return None
+        found.append(facts)
+    return found
 
 
-def _store(key: tuple[Any, ...], references: list[Any], chunk: Chunk, gram: np.ndarray) -> None:
-    if gram.nbytes > GRAM_BYTES:
-        return
-    rows_kept = _KEPT["rows"] + chunk.x.nbytes <= ROWS_BYTES
-    if not rows_kept:  # keep labels and layout, not the float32 rows
-        chunk = chunk._replace(x=np.empty((0,) + chunk.x.shape[1:], chunk.x.dtype))
-    _ENTRIES[key] = _Entry(references, chunk, gram, rows_kept)
-    _KEPT["gram"] += gram.nbytes
-    _KEPT["rows"] += chunk.x.nbytes
+def _evict() -> None:
     while _KEPT["gram"] > GRAM_BYTES:
-        _, gone = _ENTRIES.popitem(last=False)
-        _KEPT["gram"] -= gone.gram.nbytes
-        _KEPT["rows"] -= gone.chunk.x.nbytes
+        _KEPT["gram"] -= _GRAMS.popitem(last=False)[1][1].nbytes
+    while _KEPT["rows"] > ROWS_BYTES:
+        gone = _GROUPS.popitem(last=False)[1]
+        _KEPT["rows"] -= gone.chunk.x.nbytes + gone.gram.nbytes
+
+
+def _missing(found: Sequence[Optional[plans.PlanFacts]]) -> list[plans.PlanFacts]:
+    return [f for f in found if f is not None and f.key not in _GRAMS]
+
+
+def note_seen(groups: Sequence[Sequence[ClientSource]]) -> None:
+    """Remembers the clients of a round, so their Gram matrices are kept when they come back."""
+    for group in groups:
+        for facts in _client_keys(group) or ():
+            if facts is not None:
+                _SEEN[facts.key] = None
+                _SEEN.move_to_end(facts.key)
+    while len(_SEEN) > MAX_SEEN:
+        _SEEN.popitem(last=False)
+
+
+def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
+    """Whether every client's rows are the first of its slot (all its batches but the last are `width` wide)."""
+    return all(len(s.sizes) <= 1 or (s.plan is not None and s.plan.batch_size == width) for s in group)
+
+
+def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
+           key: Key) -> tuple[Chunk, np.ndarray]:
+    """The group's chunk and Gram matrix, from the clients' kept ones where possible; keeps the new ones."""
+    chunk = make_chunk(model, group, by_client=True)
+    width = chunk.steps[0][2] if chunk.steps else 0
+    by_slot = _by_slot(group, width)
+    if _missing(found) or not by_slot:
+        gram = gram_of(by_client_rows(chunk))
+        for i, facts in enumerate(found):
+            if by_slot and facts is not None and facts.key not in _GRAMS:
+                rows = int(group[i].sizes.sum())
+                _GRAMS[facts.key] = (facts.references, gram[i, :rows, :rows].copy())
+                _KEPT["gram"] += rows * rows * 4
+    else:  # assembled from the clients' own: padding rows have x = 0, so 1 there
+        rows = len(chunk.steps) * width
+        gram = np.ones((len(group), rows, rows), np.float32)
+        for i, facts in enumerate(found):
+            if facts is not None:
+                own = _GRAMS[facts.key][1]
+                _GRAMS.move_to_end(facts.key)
+                gram[i, :len(own), :len(own)] = own
+    if _KEPT["rows"] + chunk.x.nbytes + gram.nbytes <= ROWS_BYTES:
+        _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, gram)
+        _KEPT["rows"] += chunk.x.nbytes + gram.nbytes
+    _evict()
+    return chunk, gram
+
+
+def _prepare(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Optional[Key], list[Optional[plans.PlanFacts]]]:
+    group.sort(key=lambda s: -len(s.sizes))  # as make_chunk orders it
+    found = _client_keys(group)
+    if found is None:
+        return None, []
+    return ((model.input_dim, model.num_classes), tuple(f.key if f else None for f in found)), found
 
 
 def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None:
-    """Computes and keeps every group that can be kept and is not yet (e.g. before forking helpers)."""
+    """Computes and keeps what `chunk_and_gram` would compute for `groups` (e.g. before forking helpers)."""
     for group in groups:
-        group.sort(key=lambda s: -len(s.sizes))
-        key, references = _group_key(model, group)
-        if key is not None and key not in _ENTRIES:
-            chunk = make_chunk(model, group, by_client=True)
-            _store(key, references, chunk, gram_of(by_client_rows(chunk)))
+        key, found = _prepare(model, group) if DUAL != "never" else (None, [])
+        if key is not None and key not in _GROUPS and (DUAL == "always" or all(f.key in _SEEN for f in _missing(found))):
+            _build(model, group, found, key)
 
 
-def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Chunk, np.ndarray]:
-    """The group's by-client chunk and ``X X^T + 1``, from the cache when kept (and kept when it can be)."""
-    group.sort(key=lambda s: -len(s.sizes))  # as make_chunk orders it
-    key, references = _group_key(model, group)
-    entry = _ENTRIES.get(key) if key is not None else None
-    if entry is None:
+def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optional[tuple[Chunk, np.ndarray]]:
+    """The group's by-client chunk and ``X X^T + 1``, or None when the group is better trained by stepping.
+
+    None means its data may change between rounds, or a client has no kept
+    Gram matrix and has not been seen in an earlier round (see `note_seen`
+    and `DUAL`).
+    """
+    if DUAL == "never":
+        return None
+    key, found = _prepare(model, group)
+    if key is None:
+        if DUAL != "always":
+            return None
         chunk = make_chunk(model, group, by_client=True)
-        gram = gram_of(by_client_rows(chunk))
-        if key is not None:
-            _store(key, references, chunk, gram)
-        return chunk, gram
-    _ENTRIES.move_to_end(key)  # type: ignore[arg-type]
-    clients = np.array([s.client for s in group], np.int64)  # this round's positions of the same datasets
-    chunk = entry.chunk if entry.rows_kept else make_chunk(model, group, by_client=True)
-    return chunk._replace(clients=clients), entry.gram
+        return chunk, gram_of(by_client_rows(chunk))
+    clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
+    entry = _GROUPS.get(key)
+    if entry is not None:
+        _GROUPS.move_to_end(key)
+        return entry.chunk._replace(clients=clients), entry.gram
+    if DUAL != "always" and not all(f.key in _SEEN for f in _missing(found)):
+        return None
+    chunk, gram = _build(model, group, found, key)
+    return chunk._replace(clients=clients), gram

@@ -44,44 +44,47 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
                    processes: int = 1) -> StackedClients:
     """``StackedClients(ClientResult(update=[kernels, biases], update_weight))`` for every client.
 
-    Plain SGD trains in dual form (`train_dual`) on cached chunks; other
-    elementwise optimizers step the weights (`train_chunk`).
+    Plain SGD trains in dual form (`train_dual`) where `cache` has or will keep
+    the clients' Gram matrices; everything else steps the weights (`train_chunk`).
     """
     sgd_rate, clip = plain_sgd_rate(optimizer), np.float32(clip_norm)
-    dual = sgd_rate is not None
     sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
     groups = group_clients(sources, MAX_CHUNK_ROWS)
     costs = [sum(len(s.sizes) * int(s.sizes.max(initial=0)) for s in group) for group in groups]
     processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
     allocate = shared_empty if processes > 1 else np.empty
     count, shared = len(client_data), isinstance(weights, AllEqual)
-    # the dual form gives kernels as stored, (dim, classes); stepping keeps them transposed
-    kernels = allocate((count,) + ((model.input_dim, model.num_classes) if dual else (model.num_classes, model.input_dim)), np.float32)
+    kernels = allocate((count, model.input_dim, model.num_classes), np.float32)
     biases = allocate((count, model.num_classes), np.float32)
     num_examples = allocate((count,), np.float32)
 
-    def initial(clients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def initial(clients: np.ndarray, transposed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The clients' initial weights, stacked; the kernel ``(classes, dim)`` when `transposed`."""
         if shared:
             kernel, bias = weights.value.trainable  # type: ignore[union-attr]
-            kernel = kernel if dual else kernel.T
+            kernel = kernel.T if transposed else kernel
             return np.broadcast_to(kernel, (len(clients),) + kernel.shape), np.broadcast_to(bias, (len(clients),) + bias.shape)
-        return (np.stack([weights[i].trainable[0] if dual else weights[i].trainable[0].T for i in clients]),
+        return (np.stack([weights[i].trainable[0].T if transposed else weights[i].trainable[0] for i in clients]),
                 np.stack([weights[i].trainable[1] for i in clients]))
 
     def work(share: list[int]) -> None:
         for g in share:
-            if dual:
-                chunk, gram = cache.chunk_and_gram(model, groups[g])
-                kernels[chunk.clients], biases[chunk.clients] = train_dual(chunk, gram, *initial(chunk.clients), shared, sgd_rate, clip)
+            planned = cache.chunk_and_gram(model, groups[g]) if sgd_rate is not None else None
+            if planned is not None:
+                chunk, gram = planned
+                kernels[chunk.clients], biases[chunk.clients] = train_dual(
+                    chunk, gram, *initial(chunk.clients, False), shared, sgd_rate, clip)
             else:
                 chunk = make_chunk(model, groups[g])
-                kernel, bias = initial(chunk.clients)
+                kernel, bias = initial(chunk.clients, True)
                 trained = train_chunk(chunk, kernel, bias, optimizer, clip_norm)
-                kernels[chunk.clients] = np.subtract(kernel, trained[0], out=trained[0])
+                kernels[chunk.clients] = np.subtract(kernel, trained[0], out=trained[0]).transpose(0, 2, 1)
                 biases[chunk.clients] = np.subtract(bias, trained[1], out=trained[1])
             num_examples[chunk.clients] = chunk.num_examples
 
-    if processes > 1 and dual:  # helpers' caches die with them: fill this process's first
+    if processes > 1 and sgd_rate is not None:  # helpers' caches die with them: fill this process's first
         cache.warm(model, groups)
     run_shares(work, balanced_shares(costs, processes) if processes > 1 else [list(range(len(groups)))])
-    return StackedClients(ClientResult(update=[kernels if dual else kernels.transpose(0, 2, 1), biases], update_weight=num_examples))
+    if sgd_rate is not None:
+        cache.note_seen(groups)
+    return StackedClients(ClientResult(update=[kernels, biases], update_weight=num_examples))
