@@ -3,9 +3,10 @@
 Plain client SGD trains in dual form (`fl_blocks.execution.dual`) from each
 client's Gram matrix ``X X^T + 1``, which depends only on its data. Computing
 it costs more than a round of stepping the weights, so it pays only for data
-that comes back: a client met for the first time is trained by stepping
-(`chunk_and_gram` returns None); from its next round on, its Gram matrix is
-computed once and kept.
+that comes back: a group of clients most of whom are met for the first time
+is trained by stepping (`chunk_and_gram` returns None); once at least half
+are known (seen in an earlier round, or kept), the missing Gram matrices are
+computed and kept, and a client's is reused in whatever group it lands in.
 
 Clients are recognized by their plan keys (`fl_blocks.execution.plans`), which
 exist only for read-only source arrays. fl_blocks' loaders return read-only
@@ -92,10 +93,6 @@ def _evict() -> None:
         _KEPT["rows"] -= gone.chunk.x.nbytes + gone.gram.nbytes
 
 
-def _missing(found: Sequence[Optional[plans.PlanFacts]]) -> list[plans.PlanFacts]:
-    return [f for f in found if f is not None and f.key not in _GRAMS]
-
-
 def note_seen(groups: Sequence[Sequence[ClientSource]]) -> None:
     """Remembers the clients of a round, so their Gram matrices are kept when they come back."""
     for group in groups:
@@ -114,30 +111,41 @@ def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
 
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
            key: Key) -> tuple[Chunk, np.ndarray]:
-    """The group's chunk and Gram matrix, from the clients' kept ones where possible; keeps the new ones."""
+    """The group's chunk and Gram matrix from the clients' kept ones, computing (and keeping) only the missing."""
     chunk = make_chunk(model, group, by_client=True)
     width = chunk.steps[0][2] if chunk.steps else 0
-    by_slot = _by_slot(group, width)
-    if _missing(found) or not by_slot:
-        gram = gram_of(by_client_rows(chunk))
+    x = by_client_rows(chunk)
+    if not _by_slot(group, width):  # no client's block can be cut out: the group's own, kept with the group only
+        gram = gram_of(x)
+    else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
+        missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
+        new = dict(zip(missing, gram_of(x[missing]))) if missing else {}
+        gram = np.ones((len(group), x.shape[1], x.shape[1]), np.float32)
         for i, facts in enumerate(found):
-            if by_slot and facts is not None and facts.key not in _GRAMS:
-                rows = int(group[i].sizes.sum())
-                _GRAMS[facts.key] = (facts.references, gram[i, :rows, :rows].copy())
-                _KEPT["gram"] += rows * rows * 4
-    else:  # assembled from the clients' own: padding rows have x = 0, so 1 there
-        rows = len(chunk.steps) * width
-        gram = np.ones((len(group), rows, rows), np.float32)
-        for i, facts in enumerate(found):
-            if facts is not None:
+            if facts is None:
+                continue
+            rows = int(group[i].sizes.sum())
+            if i in new:
+                own = new[i][:rows, :rows].copy()
+                _GRAMS[facts.key] = (facts.references, own)
+                _KEPT["gram"] += own.nbytes
+            else:
                 own = _GRAMS[facts.key][1]
                 _GRAMS.move_to_end(facts.key)
-                gram[i, :len(own), :len(own)] = own
+            gram[i, :rows, :rows] = own
     if _KEPT["rows"] + chunk.x.nbytes + gram.nbytes <= ROWS_BYTES:
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, gram)
         _KEPT["rows"] += chunk.x.nbytes + gram.nbytes
     _evict()
     return chunk, gram
+
+
+def _worth_it(found: Sequence[Optional[plans.PlanFacts]]) -> bool:
+    """Dual form for a group when at least half its clients are known (Gram matrix kept, or seen before)."""
+    if DUAL != "auto":
+        return DUAL == "always"
+    known = [f.key in _GRAMS or f.key in _SEEN for f in found if f is not None]
+    return 2 * sum(known) >= len(known)
 
 
 def _prepare(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Optional[Key], list[Optional[plans.PlanFacts]]]:
@@ -152,16 +160,17 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None
     """Computes and keeps what `chunk_and_gram` would compute for `groups` (e.g. before forking helpers)."""
     for group in groups:
         key, found = _prepare(model, group) if DUAL != "never" else (None, [])
-        if key is not None and key not in _GROUPS and (DUAL == "always" or all(f.key in _SEEN for f in _missing(found))):
+        if key is not None and key not in _GROUPS and _worth_it(found):
             _build(model, group, found, key)
 
 
 def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optional[tuple[Chunk, np.ndarray]]:
     """The group's by-client chunk and ``X X^T + 1``, or None when the group is better trained by stepping.
 
-    None means its data may change between rounds, or a client has no kept
-    Gram matrix and has not been seen in an earlier round (see `note_seen`
-    and `DUAL`).
+    None means its data may change between rounds, or fewer than half its
+    clients are known: neither kept nor seen in an earlier round (see
+    `note_seen` and `DUAL`). Otherwise the missing Gram matrices are computed
+    and kept.
     """
     if DUAL == "never":
         return None
@@ -176,7 +185,7 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optio
     if entry is not None:
         _GROUPS.move_to_end(key)
         return entry.chunk._replace(clients=clients), entry.gram
-    if DUAL != "always" and not all(f.key in _SEEN for f in _missing(found)):
+    if not _worth_it(found):
         return None
     chunk, gram = _build(model, group, found, key)
     return chunk._replace(clients=clients), gram
