@@ -75,7 +75,7 @@ def kept():
 
 
 def no_more_grams(monkeypatch):
-    monkeypatch.setattr(cache, "gram_of", lambda x: pytest.fail("a Gram matrix was recomputed: cache miss"))
+    monkeypatch.setattr(cache, "grams_of", lambda *a: pytest.fail("a Gram matrix was recomputed: cache miss"))
 
 
 def small_groups(monkeypatch, max_rows=16):
@@ -160,7 +160,7 @@ def test_tiny_gram_budget_is_kept_and_results_stay_right(monkeypatch):
     want = run_client_work("loop", as_lists(datasets_of(train)), weights)
     for _ in range(4):
         assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
-        assert sum(g.nbytes for _, g in cache._GRAMS.values()) <= budget
+        assert sum(c.nbytes for c in cache._GRAMS.values()) <= budget
     assert 0 < kept()[0] < 8  # some kept, some evicted
 
 

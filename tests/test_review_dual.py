@@ -1,8 +1,8 @@
-"""Review of the dual-form vectorized executor and its cross-round cache: known bugs, as strict xfails.
+"""Review of the dual-form vectorized executor and its cross-round cache: each test is a bug found in review, now fixed.
 
 Each test compares `executor="vectorized"` with the per-client loop (the
-reference) or bounds a resource the loop never needs; each is expected to
-fail until the bug it names is fixed.
+reference) or bounds a resource the loop never needs; each failed on the code
+it was written against.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ class Scaler:
         return element["pixels"].reshape(-1, DIM) * self.scale, element["label"].reshape(-1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="plans._function_key ignores a bound method's __self__: stale cache hit")
 def test_bound_methods_of_different_instances_get_different_cache_entries():
     """Maps `Scaler(1).batch_format` then `Scaler(2).batch_format` share one cache key, so round 2 trains on round 1's rows."""
     rng = np.random.default_rng(0)
@@ -63,7 +62,6 @@ def test_bound_methods_of_different_instances_get_different_cache_entries():
         assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", as_lists(datasets), weights))
 
 
-@pytest.mark.xfail(strict=True, reason="functions.same_function ignores a bound method's __self__ (pre-existing)")
 def test_bound_methods_of_different_instances_are_not_merged_in_one_round():
     """Within one round, clients mapped by different instances' bound methods are mapped once with the first client's map."""
     rng = np.random.default_rng(1)
@@ -74,7 +72,6 @@ def test_bound_methods_of_different_instances_are_not_merged_in_one_round():
     assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", as_lists(datasets), weights))
 
 
-@pytest.mark.xfail(strict=True, reason="plans.facts caches a plan's key by identity: read-only is checked once, never again")
 def test_arrays_made_writeable_and_changed_after_a_round_are_seen():
     """Source arrays frozen for round 1, then made writeable and changed in place: round 2 still hits round 1's rows."""
     rng = np.random.default_rng(2)
@@ -89,7 +86,6 @@ def test_arrays_made_writeable_and_changed_after_a_round_are_seen():
     assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", as_lists(datasets), weights))
 
 
-@pytest.mark.xfail(strict=True, reason="plans._function_key keys closure values by id: in-place change of a captured array is not seen")
 def test_map_closing_over_an_array_changed_in_place_is_seen():
     """A map closing over a (writeable) per-feature scale array that changes between rounds: round 2 reuses round 1's rows."""
     rng = np.random.default_rng(3)
@@ -106,7 +102,6 @@ def test_map_closing_over_an_array_changed_in_place_is_seen():
         assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", as_lists(datasets), weights))
 
 
-@pytest.mark.xfail(strict=True, reason="dual._rates: the clip norm from <G K G> with a float32 Gram cancels catastrophically")
 def test_clip_is_applied_when_gradient_rows_nearly_cancel():
     """Three near-duplicate unnormalized rows (pixels ~255), labels 0, 1, 2, clip 1e-3: the dual norm misses the clip (update ~20x the loop's)."""
     rng = np.random.default_rng(0)
@@ -122,7 +117,6 @@ def test_clip_is_applied_when_gradient_rows_nearly_cancel():
                              run_client_work("loop", as_lists(datasets), weights, clip=1e-3))
 
 
-@pytest.mark.xfail(strict=True, reason="layout._client_geometry pads every client (even empty ones) to the group's steps x width")
 def test_empty_clients_do_not_multiply_the_gram_memory():
     """One 200-row client plus 300 empty ones: the by-client chunk is 301 x 200 rows and its Gram 48 MB (loop: ~0)."""
     rng = np.random.default_rng(4)
@@ -139,7 +133,6 @@ def test_empty_clients_do_not_multiply_the_gram_memory():
     assert peak < 8 << 20, f"peak {peak / 2**20:.0f} MB for 200 rows of {DIM} features"
 
 
-@pytest.mark.xfail(strict=True, reason="layout.make_chunk: max() of an empty group (pre-existing)")
 def test_a_round_without_clients():
     """No clients this round: the loop returns no results, vectorized raises ValueError: max() arg is an empty sequence."""
     weights = AllEqual(weights_with_scale(np.random.default_rng(5), 1.0))

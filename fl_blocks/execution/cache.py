@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import plans
-from fl_blocks.execution.dual import by_client_rows, gram_of
+from fl_blocks.execution.dual import Grams, by_client_rows, grams_of
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -57,10 +57,20 @@ Key = Any
 class _Group(NamedTuple):
     references: list[Any]
     chunk: Chunk
-    gram: np.ndarray
+    grams: Grams
 
 
-_GRAMS: "collections.OrderedDict[Key, tuple[tuple[Any, ...], np.ndarray]]" = collections.OrderedDict()
+class _Client(NamedTuple):
+    references: tuple[Any, ...]
+    full: np.ndarray  # (rows, rows)
+    diagonal: np.ndarray  # (batches, widest batch, widest batch)
+
+    @property
+    def nbytes(self) -> int:
+        return self.full.nbytes + self.diagonal.nbytes
+
+
+_GRAMS: "collections.OrderedDict[Key, _Client]" = collections.OrderedDict()
 _GROUPS: "collections.OrderedDict[Key, _Group]" = collections.OrderedDict()
 _SEEN: "collections.OrderedDict[Key, None]" = collections.OrderedDict()
 _KEPT = {"gram": 0, "rows": 0}  # bytes held by _GRAMS and _GROUPS
@@ -87,10 +97,10 @@ def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.
 
 def _evict() -> None:
     while _KEPT["gram"] > GRAM_BYTES:
-        _KEPT["gram"] -= _GRAMS.popitem(last=False)[1][1].nbytes
+        _KEPT["gram"] -= _GRAMS.popitem(last=False)[1].nbytes
     while _KEPT["rows"] > ROWS_BYTES:
         gone = _GROUPS.popitem(last=False)[1]
-        _KEPT["rows"] -= gone.chunk.x.nbytes + gone.gram.nbytes
+        _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams)
 
 
 def note_seen(groups: Sequence[Sequence[ClientSource]]) -> None:
@@ -109,35 +119,42 @@ def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
     return all(len(s.sizes) <= 1 or (s.plan is not None and s.plan.batch_size == width) for s in group)
 
 
+def _group_bytes(chunk: Chunk, grams: Grams) -> int:
+    return chunk.x.nbytes + grams.full.nbytes + grams.diagonal.nbytes
+
+
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
-           key: Key) -> tuple[Chunk, np.ndarray]:
-    """The group's chunk and Gram matrix from the clients' kept ones, computing (and keeping) only the missing."""
+           key: Key) -> tuple[Chunk, Grams]:
+    """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing."""
     chunk = make_chunk(model, group, by_client=True)
     width = chunk.steps[0][2] if chunk.steps else 0
     x = by_client_rows(chunk)
     if not _by_slot(group, width):  # no client's block can be cut out: the group's own, kept with the group only
-        gram = gram_of(x)
+        grams = grams_of(x, width)
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
         missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
-        new = dict(zip(missing, gram_of(x[missing]))) if missing else {}
-        gram = np.ones((len(group), x.shape[1], x.shape[1]), np.float32)
+        new = grams_of(x[missing], width) if missing else None
+        grams = Grams(np.ones((len(group), x.shape[1], x.shape[1]), np.float32),
+                      np.ones((len(group), len(chunk.steps), width, width), np.float64))
         for i, facts in enumerate(found):
             if facts is None:
                 continue
-            rows = int(group[i].sizes.sum())
-            if i in new:
-                own = new[i][:rows, :rows].copy()
-                _GRAMS[facts.key] = (facts.references, own)
+            rows, batches, wide = int(group[i].sizes.sum()), len(group[i].sizes), int(group[i].sizes.max())
+            if new is not None and i in missing:
+                j = missing.index(i)
+                own = _Client(facts.references, new.full[j, :rows, :rows].copy(), new.diagonal[j, :batches, :wide, :wide].copy())
+                _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes
             else:
-                own = _GRAMS[facts.key][1]
+                own = _GRAMS[facts.key]
                 _GRAMS.move_to_end(facts.key)
-            gram[i, :rows, :rows] = own
-    if _KEPT["rows"] + chunk.x.nbytes + gram.nbytes <= ROWS_BYTES:
-        _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, gram)
-        _KEPT["rows"] += chunk.x.nbytes + gram.nbytes
+            grams.full[i, :rows, :rows] = own.full
+            grams.diagonal[i, :batches, :wide, :wide] = own.diagonal
+    if _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
+        _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
+        _KEPT["rows"] += _group_bytes(chunk, grams)
     _evict()
-    return chunk, gram
+    return chunk, grams
 
 
 def _worth_it(found: Sequence[Optional[plans.PlanFacts]]) -> bool:
@@ -164,8 +181,8 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None
             _build(model, group, found, key)
 
 
-def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optional[tuple[Chunk, np.ndarray]]:
-    """The group's by-client chunk and ``X X^T + 1``, or None when the group is better trained by stepping.
+def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optional[tuple[Chunk, Grams]]:
+    """The group's by-client chunk and its `Grams`, or None when the group is better trained by stepping.
 
     None means its data may change between rounds, or fewer than half its
     clients are known: neither kept nor seen in an earlier round (see
@@ -179,13 +196,13 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optio
         if DUAL != "always":
             return None
         chunk = make_chunk(model, group, by_client=True)
-        return chunk, gram_of(by_client_rows(chunk))
+        return chunk, grams_of(by_client_rows(chunk), chunk.steps[0][2] if chunk.steps else 0)
     clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
     entry = _GROUPS.get(key)
     if entry is not None:
         _GROUPS.move_to_end(key)
-        return entry.chunk._replace(clients=clients), entry.gram
+        return entry.chunk._replace(clients=clients), entry.grams
     if not _worth_it(found):
         return None
-    chunk, gram = _build(model, group, found, key)
-    return chunk._replace(clients=clients), gram
+    chunk, grams = _build(model, group, found, key)
+    return chunk._replace(clients=clients), grams

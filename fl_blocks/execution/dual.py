@@ -8,6 +8,7 @@ gradients, ``(classes, batch)``) and ``rate_k * G_k 1`` from the bias. Writing
 gradient norm is ``sqrt(<G_k K_kk, G_k>)``: no step touches the 784-wide
 weights. The update ``initial - trained`` is ``(U X)^T`` (kernel) and ``U 1`` (bias),
 computed once, without the float32 cancellation of subtracting trained weights.
+(In the code ``u`` holds ``U^T``, one row per example.)
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
 on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so it is
@@ -15,18 +16,29 @@ cached across rounds (see `gram_cache`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
->>> gram_of(x[None])[0].tolist()  # X X^T + 1
+>>> grams_of(x[None], width=1).full[0].tolist()  # X X^T + 1
 [[2.0, 1.0], [1.0, 5.0]]
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["by_client_rows", "gram_of", "train_dual"]
+__all__ = ["Grams", "by_client_rows", "grams_of", "train_dual"]
+
+
+class Grams(NamedTuple):
+    """Per client ``X X^T + 1``: in float32 ``(clients, rows, rows)`` for the logits, and its batches'
+    diagonal blocks in float64 ``(clients, steps, width, width)`` for the clip norm (float32 would lose
+    it where a batch's gradient rows nearly cancel)."""
+
+    full: np.ndarray
+    diagonal: np.ndarray
 
 
 def by_client_rows(chunk: Chunk) -> np.ndarray:
@@ -35,11 +47,15 @@ def by_client_rows(chunk: Chunk) -> np.ndarray:
     return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * width, chunk.x.shape[-1])
 
 
-def gram_of(x: np.ndarray) -> np.ndarray:
-    """``X X^T + 1`` per client of by-client rows `x` ``(clients, rows, dim)``."""
-    gram: np.ndarray = np.matmul(x, x.transpose(0, 2, 1))
-    gram += np.float32(1)
-    return gram
+def grams_of(x: np.ndarray, width: int) -> Grams:
+    """The `Grams` of by-client rows `x` ``(clients, steps * width, dim)``."""
+    full: np.ndarray = np.matmul(x, x.transpose(0, 2, 1))
+    full += np.float32(1)
+    count, rows, dim = x.shape
+    batches = x.reshape(count, rows // width if width else 0, width, dim).astype(np.float64)
+    diagonal: np.ndarray = np.matmul(batches, batches.transpose(0, 1, 3, 2))
+    diagonal += 1
+    return Grams(full, diagonal)
 
 
 def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32) -> np.ndarray:
@@ -50,7 +66,7 @@ def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32
     return rate
 
 
-def train_dual(chunk: Chunk, gram: np.ndarray, kernel: np.ndarray, bias: np.ndarray, shared: bool,
+def train_dual(chunk: Chunk, grams: Grams, kernel: np.ndarray, bias: np.ndarray, shared: bool,
                learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
     """The updates ``(X^T U^T, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
@@ -74,10 +90,11 @@ def train_dual(chunk: Chunk, gram: np.ndarray, kernel: np.ndarray, bias: np.ndar
     for k, (_, active, _) in enumerate(chunk.steps):
         here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
         grads = dlogits(logits[:active, here], labels[:active, here], denominators[:active, here], class_ids, axis=2)
-        block = gram[:active, here, here]
-        squares = (np.matmul(block, grads) * grads).sum(axis=(1, 2))
-        step = np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
+        exact = grads.astype(np.float64)
+        squares = (np.matmul(grams.diagonal[:active, k], exact) * exact).sum(axis=(1, 2))
+        rates = _rates(squares, learning_rate, clip_norm).astype(np.float32)
+        step = np.multiply(grads, rates[:, None, None], out=u[:active, here])
         following = chunk.steps[k + 1][1] if k + 1 < steps else 0
         if following:
-            logits[:following, later] -= np.matmul(gram[:following, later, here], step[:following])
+            logits[:following, later] -= np.matmul(grams.full[:following, later, here], step[:following])
     return np.matmul(x.transpose(0, 2, 1), u), u.sum(axis=1)

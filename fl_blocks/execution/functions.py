@@ -3,7 +3,8 @@
 The tutorial's ``preprocess`` defines a new ``batch_format_fn`` for every
 client: distinct objects, one computation. Two functions count as the same
 when they are one object, or share one code object, one globals dict, and
-the very same default and closure values.
+the very same default and closure values; two methods, when they are one
+function bound to one object.
 
 >>> def preprocess():
 ...     def batch_format_fn(element):
@@ -26,9 +27,16 @@ def _identical(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 def same_function(a: Any, b: Any) -> bool:
-    """`a` is `b`, or both are plain functions of one code, globals, defaults and closure values."""
+    """`a` is `b`, or both are functions (or methods of one object) of one code, globals, defaults and closure values."""
     if a is b:
         return True
+    owner = getattr(a, "__self__", None)
+    if owner is not getattr(b, "__self__", None):  # methods of two objects (or a method and a function)
+        return False
+    if owner is not None:
+        a, b = getattr(a, "__func__", a), getattr(b, "__func__", b)
+        if a is b:
+            return True
     code = getattr(a, "__code__", None)
     if code is None or code is not getattr(b, "__code__", None) or a.__globals__ is not b.__globals__:
         return False

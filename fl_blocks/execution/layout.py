@@ -178,17 +178,23 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: b
 
 
 def group_clients(sources: Sequence[ClientSource], max_rows: int = MAX_CHUNK_ROWS) -> list[list[ClientSource]]:
-    """Clients sorted by number of batches (most first), cut into groups of at most about `max_rows` padded rows."""
-    order = sorted(range(len(sources)), key=lambda i: -len(sources[i].sizes))
-    groups: list[list[ClientSource]] = [[]]
-    rows = 0
+    """Clients with batches, sorted by number of batches (most first), in groups of at most about `max_rows` rows.
+
+    A group's rows are its clients times its steps times its widest batch (its
+    by-client footprint, which bounds the lockstep one); clients without
+    batches are in no group (their update is zero).
+    """
+    order = sorted((i for i in range(len(sources)) if len(sources[i].sizes)), key=lambda i: -len(sources[i].sizes))
+    groups: list[list[ClientSource]] = []
+    steps = width = 0
     for i in order:
-        padded = len(sources[i].sizes) * int(sources[i].sizes.max(initial=0))
-        if groups[-1] and rows + padded > max_rows:
+        source = sources[i]
+        wider = max(width, int(source.sizes.max()))
+        if not groups or (len(groups[-1]) + 1) * steps * wider > max_rows:
             groups.append([])
-            rows = 0
-        groups[-1].append(sources[i])
-        rows += padded
+            steps, wider = len(source.sizes), int(source.sizes.max())
+        groups[-1].append(source)
+        width = wider
     return groups
 
 

@@ -7,12 +7,15 @@ the plan, so its id stays unique while they live; the least recently used go
 first beyond `MAX_PLANS`.
 
 A plan's cache key is made of the identity of every source array, its batch
-sizes and its maps (one code, globals dict, defaults and closure values, as
-`same_function` compares them: maps are assumed pure, so a map that reads a
-module global reassigned between rounds is not told apart). It exists only for passes over all rows in
-order (no shuffle, take or skip) whose source arrays are read-only all the way
-down: NumPy cannot change such data in place, so a key that matches means the
-same rows.
+sizes and its maps (one code, globals dict, bound object, defaults and closure
+values, as `same_function` compares them: maps are assumed pure, so a map that
+reads a module global reassigned between rounds is not told apart). It exists
+only for passes over all rows in order (no shuffle, take or skip) whose source
+arrays are read-only all the way down, and whose maps capture no writable
+array: NumPy cannot change such data in place. An array that owns its data can be made writable again; that is
+checked every round and retires the keys made before, but an array changed
+and frozen again between two rounds is not noticed: call
+`fl_blocks.execution.cache.clear()` after changing data in place.
 
 >>> import numpy as np
 >>> frozen = np.zeros(3); frozen.flags.writeable = False
@@ -42,14 +45,17 @@ class PlanFacts(NamedTuple):
     sizes: np.ndarray
     key: Optional[tuple[Any, ...]]
     references: tuple[Any, ...]
+    arrays: tuple[np.ndarray, ...] = ()
 
 
 _FACTS: "collections.OrderedDict[int, tuple[ArrayPlan, PlanFacts]]" = collections.OrderedDict()
+_EPOCHS: dict[tuple[int, ...], int] = {}  # source arrays (by id) found writeable again after being keyed
 
 
 def forget() -> None:
     """Forgets every remembered plan (and so the data it holds)."""
     _FACTS.clear()
+    _EPOCHS.clear()
 
 
 def read_only_throughout(array: Any) -> bool:
@@ -61,16 +67,28 @@ def read_only_throughout(array: Any) -> bool:
     return array is None or isinstance(array, bytes)
 
 
+def _value_key(value: Any) -> Optional[int]:
+    """A closure or default value's id; None for an array that may change in place (no cache then)."""
+    return None if isinstance(value, np.ndarray) and not read_only_throughout(value) else id(value)
+
+
 def _function_key(fn: Callable[..., Any]) -> Optional[tuple[Any, ...]]:
-    code = getattr(fn, "__code__", None)
+    owner = getattr(fn, "__self__", None)  # a bound method: its object is part of what it computes
+    function = getattr(fn, "__func__", fn) if owner is not None else fn
+    code = getattr(function, "__code__", None)
     if code is None:
         return ("object", id(fn))
     try:
-        cells = tuple(id(cell.cell_contents) for cell in fn.__closure__ or ())
+        values = [cell.cell_contents for cell in function.__closure__ or ()]
     except ValueError:  # an empty closure cell
         return None
-    keywords = tuple(sorted((k, id(v)) for k, v in (getattr(fn, "__kwdefaults__", None) or {}).items()))
-    return code, id(fn.__globals__), tuple(map(id, getattr(fn, "__defaults__", None) or ())), cells, keywords
+    values += list(getattr(function, "__defaults__", None) or ())
+    keywords = getattr(function, "__kwdefaults__", None) or {}
+    values += [keywords[k] for k in sorted(keywords)]
+    ids = [_value_key(v) for v in values]
+    if None in ids:
+        return None
+    return code, id(function.__globals__), id(owner), tuple(sorted(keywords)), tuple(ids)
 
 
 def _sizes(plan: ArrayPlan) -> np.ndarray:
@@ -89,18 +107,23 @@ def _work_out(plan: ArrayPlan) -> PlanFacts:
     functions = tuple(_function_key(fn) for fn in fns)
     if plan.rows is not None or not all(read_only_throughout(leaf) for leaf in leaves) or None in functions:
         return PlanFacts(sizes, None, ())  # a reordered pass (shuffle, take, skip) may differ next round
-    key = tuple(id(leaf) for leaf in leaves), structure, functions, plan.drop_remainder, sizes.tobytes()
-    return PlanFacts(sizes, key, (plan, *leaves, *fns))
+    ids = tuple(id(leaf) for leaf in leaves)
+    key = ids, _EPOCHS.get(ids, 0), structure, functions, plan.drop_remainder, sizes.tobytes()
+    return PlanFacts(sizes, key, (plan, *leaves, *fns), tuple(leaves))
 
 
 def facts(plan: ArrayPlan) -> PlanFacts:
-    """The batch sizes and cache key of a batched `plan`."""
+    """The batch sizes and cache key of a batched `plan` (its arrays' read-only flags checked every call)."""
     found = _FACTS.get(id(plan))
     if found is not None and found[0] is plan:
-        _FACTS.move_to_end(id(plan))
-        return found[1]
+        if all(read_only_throughout(a) for a in found[1].arrays):
+            _FACTS.move_to_end(id(plan))
+            return found[1]
+        del _FACTS[id(plan)]  # made writeable again: what was kept under its key may be stale
+        ids = tuple(id(a) for a in found[1].arrays)
+        _EPOCHS[ids] = _EPOCHS.get(ids, 0) + 1
     worked_out = _work_out(plan)
-    if plan.rows is None:  # a plan of rows in order is returned again each round; others are one-offs
+    if plan.rows is None and worked_out.key is not None:  # an in-order plan comes back each round
         _FACTS[id(plan)] = (plan, worked_out)
         if len(_FACTS) > MAX_PLANS:
             _FACTS.popitem(last=False)

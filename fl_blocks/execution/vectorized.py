@@ -50,13 +50,15 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     sgd_rate, clip = plain_sgd_rate(optimizer), np.float32(clip_norm)
     sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
     groups = group_clients(sources, MAX_CHUNK_ROWS)
-    costs = [sum(len(s.sizes) * int(s.sizes.max(initial=0)) for s in group) for group in groups]
+    costs = [len(group) * len(group[0].sizes) * max(int(s.sizes.max()) for s in group) for group in groups]  # padded rows
     processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
     allocate = shared_empty if processes > 1 else np.empty
     count, shared = len(client_data), isinstance(weights, AllEqual)
     kernels = allocate((count, model.input_dim, model.num_classes), np.float32)
     biases = allocate((count, model.num_classes), np.float32)
     num_examples = allocate((count,), np.float32)
+    idle = [s.client for s in sources if not len(s.sizes)]  # no batches: in no group, a zero update
+    kernels[idle], biases[idle], num_examples[idle] = 0, 0, 0
 
     def initial(clients: np.ndarray, transposed: bool) -> tuple[np.ndarray, np.ndarray]:
         """The clients' initial weights, stacked; the kernel ``(classes, dim)`` when `transposed`."""
@@ -71,9 +73,9 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
         for g in share:
             planned = cache.chunk_and_gram(model, groups[g]) if sgd_rate is not None else None
             if planned is not None:
-                chunk, gram = planned
+                chunk, grams = planned
                 kernels[chunk.clients], biases[chunk.clients] = train_dual(
-                    chunk, gram, *initial(chunk.clients, False), shared, sgd_rate, clip)
+                    chunk, grams, *initial(chunk.clients, False), shared, sgd_rate, clip)
             else:
                 chunk = make_chunk(model, groups[g])
                 kernel, bias = initial(chunk.clients, True)
