@@ -174,10 +174,11 @@ def _prepare(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Optio
 
 
 def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None:
-    """Computes and keeps what `chunk_and_gram` would compute for `groups` (e.g. before forking helpers)."""
+    """Computes and keeps the Gram matrices `chunk_and_gram` would compute for `groups` (before forking helpers)."""
     for group in groups:
         key, found = _prepare(model, group) if DUAL != "never" else (None, [])
-        if key is not None and key not in _GROUPS and _worth_it(found):
+        missing = any(f is not None and f.key not in _GRAMS for f in found)
+        if key is not None and missing and key not in _GROUPS and _worth_it(found):  # what helpers could not keep
             _build(model, group, found, key)
 
 
