@@ -133,15 +133,15 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
         grams = grams_of(x, width)
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
         missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
-        new = grams_of(x[missing], width) if missing else None
+        new, slot = (grams_of(x[missing], width) if missing else None), {i: j for j, i in enumerate(missing)}
         grams = Grams(np.ones((len(group), x.shape[1], x.shape[1]), np.float32),
                       np.ones((len(group), len(chunk.steps), width, width), np.float64))
         for i, facts in enumerate(found):
             if facts is None:
                 continue
             rows, batches, wide = int(group[i].sizes.sum()), len(group[i].sizes), int(group[i].sizes.max())
-            if new is not None and i in missing:
-                j = missing.index(i)
+            if new is not None and i in slot:
+                j = slot[i]
                 own = _Client(facts.references, new.full[j, :rows, :rows].copy(), new.diagonal[j, :batches, :wide, :wide].copy())
                 _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes

@@ -5,14 +5,14 @@ With plain SGD on the linear softmax model, step ``k`` subtracts
 gradients, ``(classes, batch)``) and ``rate_k * G_k 1`` from the bias. Writing
 ``U_k = rate_k G_k`` and ``K = X X^T + 1`` (the 1 carries the bias), batch
 ``k``'s logits are ``W0 X_k^T + b0 - sum_{j<k} U_j K_jk`` and the global
-gradient norm is ``sqrt(<G_k K_kk, G_k>)``: no step touches the 784-wide
-weights. The update ``initial - trained`` is ``(U X)^T`` (kernel) and ``U 1`` (bias),
+gradient norm is ``sqrt(<G_k K_kk, G_k>)`` (from ``K_kk`` in float64): no
+step touches the 784-wide weights. The update ``initial - trained`` is ``(U X)^T`` (kernel) and ``U 1`` (bias),
 computed once, without the float32 cancellation of subtracting trained weights.
 (In the code ``u`` holds ``U^T``, one row per example.)
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
 on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so it is
-cached across rounds (see `gram_cache`).
+kept across rounds (see `fl_blocks.execution.cache`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
