@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import plans
-from fl_blocks.execution.dual import Grams, by_client_rows, grams_of
+from fl_blocks.execution.dual import Grams, by_client_rows, grams_of, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -127,7 +127,7 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
            key: Key) -> tuple[Chunk, Grams]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing."""
     chunk = make_chunk(model, group, by_client=True)
-    width = chunk.steps[0][2] if chunk.steps else 0
+    width = slot_width(chunk)
     x = by_client_rows(chunk)
     if not _by_slot(group, width):  # no client's block can be cut out: the group's own, kept with the group only
         grams = grams_of(x, width)
@@ -197,7 +197,7 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optio
         if DUAL != "always":
             return None
         chunk = make_chunk(model, group, by_client=True)
-        return chunk, grams_of(by_client_rows(chunk), chunk.steps[0][2] if chunk.steps else 0)
+        return chunk, grams_of(by_client_rows(chunk), slot_width(chunk))
     clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
     entry = _GROUPS.get(key)
     if entry is not None:

@@ -29,7 +29,7 @@ import numpy as np
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["Grams", "by_client_rows", "grams_of", "train_dual"]
+__all__ = ["Grams", "by_client_rows", "grams_of", "slot_width", "train_dual"]
 
 
 class Grams(NamedTuple):
@@ -41,10 +41,14 @@ class Grams(NamedTuple):
     diagonal: np.ndarray
 
 
+def slot_width(chunk: Chunk) -> int:
+    """The one batch width of a by-client chunk's steps (0 without steps)."""
+    return chunk.steps[0][2] if chunk.steps else 0
+
+
 def by_client_rows(chunk: Chunk) -> np.ndarray:
     """A by-client chunk's rows as ``(clients, steps * width, dim)``."""
-    width = chunk.steps[0][2] if chunk.steps else 0
-    return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * width, chunk.x.shape[-1])
+    return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * slot_width(chunk), chunk.x.shape[-1])
 
 
 def grams_of(x: np.ndarray, width: int) -> Grams:
@@ -75,7 +79,7 @@ def train_dual(chunk: Chunk, grams: Grams, kernel: np.ndarray, bias: np.ndarray,
     Returns kernel updates ``(clients, dim, classes)`` and bias updates.
     """
     count, steps = len(chunk.clients), len(chunk.steps)
-    width = chunk.steps[0][2] if steps else 0
+    width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
     if shared:  # one matrix product for every row of the chunk

@@ -17,37 +17,41 @@ function bound to one object.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["same_function", "same_functions"]
+__all__ = ["function_parts", "same_function", "same_functions"]
 
 
 def _identical(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
+def function_parts(fn: Any) -> Optional[tuple[Any, Any, Any, tuple[str, ...], list[Any]]]:
+    """What a function or bound method computes with: ``(code, globals, bound object, keyword-default
+    names, closure + default + keyword-default values)``; None for other callables or an empty closure cell."""
+    owner = getattr(fn, "__self__", None)
+    function = getattr(fn, "__func__", fn) if owner is not None else fn
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    try:
+        values = [cell.cell_contents for cell in function.__closure__ or ()]
+    except ValueError:  # an empty closure cell
+        return None
+    keywords = function.__kwdefaults__ or {}
+    values += list(function.__defaults__ or ()) + [keywords[k] for k in sorted(keywords)]
+    return code, function.__globals__, owner, tuple(sorted(keywords)), values
+
+
 def same_function(a: Any, b: Any) -> bool:
     """`a` is `b`, or both are functions (or methods of one object) of one code, globals, defaults and closure values."""
     if a is b:
         return True
-    owner = getattr(a, "__self__", None)
-    if owner is not getattr(b, "__self__", None):  # methods of two objects (or a method and a function)
+    parts_a, parts_b = function_parts(a), function_parts(b)
+    if parts_a is None or parts_b is None:
         return False
-    if owner is not None:
-        a, b = getattr(a, "__func__", a), getattr(b, "__func__", b)
-        if a is b:
-            return True
-    code = getattr(a, "__code__", None)
-    if code is None or code is not getattr(b, "__code__", None) or a.__globals__ is not b.__globals__:
-        return False
-    try:
-        cells_a = [c.cell_contents for c in a.__closure__ or ()]
-        cells_b = [c.cell_contents for c in b.__closure__ or ()]
-    except ValueError:  # an empty closure cell
-        return False
-    keywords_a, keywords_b = a.__kwdefaults__ or {}, b.__kwdefaults__ or {}
-    return (_identical(a.__defaults__ or (), b.__defaults__ or ()) and _identical(cells_a, cells_b)
-            and keywords_a.keys() == keywords_b.keys() and all(keywords_a[k] is keywords_b[k] for k in keywords_a))
+    return (all(x is y for x, y in zip(parts_a[:3], parts_b[:3])) and parts_a[3] == parts_b[3]
+            and _identical(parts_a[4], parts_b[4]))
 
 
 def same_functions(a: Sequence[Any], b: Sequence[Any]) -> bool:

@@ -12,8 +12,9 @@ values, as `same_function` compares them: maps are assumed pure, so a map that
 reads a module global reassigned between rounds is not told apart). It exists
 only for passes over all rows in order (no shuffle, take or skip) whose source
 arrays are read-only all the way down, and whose maps capture no writable
-array: NumPy cannot change such data in place. An array that owns its data can be made writable again; that is
-checked every round and retires the keys made before, but an array changed
+array: NumPy cannot change such data in place. An array that owns its data
+can be made writable again; that is checked every round and retires the keys
+made before, but an array changed
 and frozen again between two rounds is not noticed: call
 `fl_blocks.execution.cache.clear()` after changing data in place.
 
@@ -31,6 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 import optree
 
+from fl_blocks.execution.functions import function_parts
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan
 
 __all__ = ["PlanFacts", "facts", "forget", "read_only_throughout", "MAX_PLANS"]
@@ -73,22 +75,15 @@ def _value_key(value: Any) -> Optional[int]:
 
 
 def _function_key(fn: Callable[..., Any]) -> Optional[tuple[Any, ...]]:
-    owner = getattr(fn, "__self__", None)  # a bound method: its object is part of what it computes
-    function = getattr(fn, "__func__", fn) if owner is not None else fn
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return ("object", id(fn))
-    try:
-        values = [cell.cell_contents for cell in function.__closure__ or ()]
-    except ValueError:  # an empty closure cell
-        return None
-    values += list(getattr(function, "__defaults__", None) or ())
-    keywords = getattr(function, "__kwdefaults__", None) or {}
-    values += [keywords[k] for k in sorted(keywords)]
+    """`function_parts` by identity (what `same_function` compares); None where it may not be kept."""
+    parts = function_parts(fn)
+    if parts is None:  # a callable object without code is its own key; an empty closure cell is not kept
+        return ("object", id(fn)) if getattr(getattr(fn, "__func__", fn), "__code__", None) is None else None
+    code, namespace, owner, keywords, values = parts
     ids = [_value_key(v) for v in values]
     if None in ids:
         return None
-    return code, id(function.__globals__), id(owner), tuple(sorted(keywords)), tuple(ids)
+    return code, id(namespace), id(owner), keywords, tuple(ids)
 
 
 def _sizes(plan: ArrayPlan) -> np.ndarray:
