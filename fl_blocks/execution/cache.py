@@ -17,7 +17,9 @@ Entries hold the objects their keys name, so those ids stay unique.
 Kept, least recently used first out: each client's Gram matrix over its own
 rows, up to `GRAM_BYTES` in all; and each group of clients trained together
 (its chunk with the float32 rows, and the group's Gram matrix), up to
-`ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing.
+`ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing;
+a round whose rows would not all fit keeps none (kept in part, a cycle of rounds
+would evict each group before it comes back).
 Entries and remembered plans hold their datasets' arrays alive: `clear()`
 empties the cache and lets them go.
 
@@ -34,7 +36,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import plans
-from fl_blocks.execution.dual import Grams, by_client_rows, grams_of, slot_width
+from fl_blocks.execution.dual import by_client_rows, grams_of, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -57,17 +59,16 @@ Key = Any
 class _Group(NamedTuple):
     references: list[Any]
     chunk: Chunk
-    grams: Grams
+    grams: np.ndarray
 
 
 class _Client(NamedTuple):
     references: tuple[Any, ...]
     full: np.ndarray  # (rows, rows)
-    diagonal: np.ndarray  # (batches, widest batch, widest batch)
 
     @property
     def nbytes(self) -> int:
-        return self.full.nbytes + self.diagonal.nbytes
+        return self.full.nbytes
 
 
 _GRAMS: "collections.OrderedDict[Key, _Client]" = collections.OrderedDict()
@@ -119,12 +120,12 @@ def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
     return all(len(s.sizes) <= 1 or (s.plan is not None and s.plan.batch_size == width) for s in group)
 
 
-def _group_bytes(chunk: Chunk, grams: Grams) -> int:
-    return chunk.x.nbytes + grams.full.nbytes + grams.diagonal.nbytes
+def _group_bytes(chunk: Chunk, grams: np.ndarray) -> int:
+    return chunk.x.nbytes + grams.nbytes
 
 
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
-           key: Key) -> tuple[Chunk, Grams]:
+           key: Key, keep_rows: bool) -> tuple[Chunk, np.ndarray]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing."""
     chunk = make_chunk(model, group, by_client=True)
     width = slot_width(chunk)
@@ -134,23 +135,21 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
         missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
         new, slot = (grams_of(x[missing], width) if missing else None), {i: j for j, i in enumerate(missing)}
-        grams = Grams(np.ones((len(group), x.shape[1], x.shape[1]), np.float32),
-                      np.ones((len(group), len(chunk.steps), width, width), np.float64))
+        grams = np.ones((len(group), x.shape[1], x.shape[1]), np.float32)
         for i, facts in enumerate(found):
             if facts is None:
                 continue
-            rows, batches, wide = int(group[i].sizes.sum()), len(group[i].sizes), int(group[i].sizes.max())
+            rows = int(group[i].sizes.sum())
             if new is not None and i in slot:
                 j = slot[i]
-                own = _Client(facts.references, new.full[j, :rows, :rows].copy(), new.diagonal[j, :batches, :wide, :wide].copy())
+                own = _Client(facts.references, new[j, :rows, :rows].copy())
                 _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes
             else:
                 own = _GRAMS[facts.key]
                 _GRAMS.move_to_end(facts.key)
-            grams.full[i, :rows, :rows] = own.full
-            grams.diagonal[i, :batches, :wide, :wide] = own.diagonal
-    if _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
+            grams[i, :rows, :rows] = own.full
+    if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
         _KEPT["rows"] += _group_bytes(chunk, grams)
     _evict()
@@ -173,22 +172,24 @@ def _prepare(model: SoftmaxRegression, group: list[ClientSource]) -> tuple[Optio
     return ((model.input_dim, model.num_classes), tuple(f.key if f else None for f in found)), found
 
 
-def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]]) -> None:
+def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]], keep_rows: bool = True) -> None:
     """Computes and keeps the Gram matrices `chunk_and_gram` would compute for `groups` (before forking helpers)."""
     for group in groups:
         key, found = _prepare(model, group) if DUAL != "never" else (None, [])
         missing = any(f is not None and f.key not in _GRAMS for f in found)
         if key is not None and missing and key not in _GROUPS and _worth_it(found):  # what helpers could not keep
-            _build(model, group, found, key)
+            _build(model, group, found, key, keep_rows)
 
 
-def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optional[tuple[Chunk, Grams]]:
-    """The group's by-client chunk and its `Grams`, or None when the group is better trained by stepping.
+def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
+                   keep_rows: bool = True) -> Optional[tuple[Chunk, np.ndarray]]:
+    """The group's by-client chunk and its Gram matrices (see `grams_of`), or None to train it by stepping.
 
     None means its data may change between rounds, or fewer than half its
     clients are known: neither kept nor seen in an earlier round (see
     `note_seen` and `DUAL`). Otherwise the missing Gram matrices are computed
-    and kept.
+    and kept, and the group's rows too when `keep_rows` (all the round's rows
+    fit in `ROWS_BYTES`).
     """
     if DUAL == "never":
         return None
@@ -205,5 +206,5 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource]) -> Optio
         return entry.chunk._replace(clients=clients), entry.grams
     if not _worth_it(found):
         return None
-    chunk, grams = _build(model, group, found, key)
+    chunk, grams = _build(model, group, found, key, keep_rows)
     return chunk._replace(clients=clients), grams

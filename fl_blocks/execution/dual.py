@@ -5,9 +5,14 @@ With plain SGD on the linear softmax model, step ``k`` subtracts
 gradients, ``(classes, batch)``) and ``rate_k * G_k 1`` from the bias. Writing
 ``U_k = rate_k G_k`` and ``K = X X^T + 1`` (the 1 carries the bias), batch
 ``k``'s logits are ``W0 X_k^T + b0 - sum_{j<k} U_j K_jk`` and the global
-gradient norm is ``sqrt(<G_k K_kk, G_k>)`` (from ``K_kk`` in float64): no
-step touches the 784-wide weights. The update ``initial - trained`` is ``(U X)^T`` (kernel) and ``U 1`` (bias),
-computed once, without the float32 cancellation of subtracting trained weights.
+gradient norm is ``sqrt(<G_k K_kk, G_k>)``: no step touches the 784-wide
+weights.
+The diagonal blocks ``K_kk`` are computed in float64 and rounded, so that sum is
+known to within ``2^-24 <|G_k^T G_k|, K_kk>``; where that bound is not small
+against it (the batch's gradient rows nearly cancel), the norm is computed from
+the batch's rows in float64 instead. The update ``initial - trained`` is
+``(U X)^T`` (kernel) and ``U 1`` (bias), computed once, without the float32
+cancellation of subtracting trained weights.
 (In the code ``u`` holds ``U^T``, one row per example.)
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
@@ -16,29 +21,18 @@ kept across rounds (see `fl_blocks.execution.cache`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
->>> grams_of(x[None], width=1).full[0].tolist()  # X X^T + 1
+>>> grams_of(x[None], width=1)[0].tolist()  # X X^T + 1
 [[2.0, 1.0], [1.0, 5.0]]
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["Grams", "by_client_rows", "grams_of", "slot_width", "train_dual"]
-
-
-class Grams(NamedTuple):
-    """Per client ``X X^T + 1``: in float32 ``(clients, rows, rows)`` for the logits, and its batches'
-    diagonal blocks in float64 ``(clients, steps, width, width)`` for the clip norm (float32 would lose
-    it where a batch's gradient rows nearly cancel)."""
-
-    full: np.ndarray
-    diagonal: np.ndarray
+__all__ = ["by_client_rows", "grams_of", "slot_width", "train_dual"]
 
 
 def slot_width(chunk: Chunk) -> int:
@@ -51,15 +45,39 @@ def by_client_rows(chunk: Chunk) -> np.ndarray:
     return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * slot_width(chunk), chunk.x.shape[-1])
 
 
-def grams_of(x: np.ndarray, width: int) -> Grams:
-    """The `Grams` of by-client rows `x` ``(clients, steps * width, dim)``."""
+def grams_of(x: np.ndarray, width: int) -> np.ndarray:
+    """Per client ``X X^T + 1`` ``(clients, rows, rows)`` in float32 of by-client rows `x`
+    ``(clients, steps * width, dim)``, its batches' diagonal blocks computed in float64 and rounded."""
     full: np.ndarray = np.matmul(x, x.transpose(0, 2, 1))
     full += np.float32(1)
     count, rows, dim = x.shape
-    batches = x.reshape(count, rows // width if width else 0, width, dim).astype(np.float64)
-    diagonal: np.ndarray = np.matmul(batches, batches.transpose(0, 1, 3, 2))
-    diagonal += 1
-    return Grams(full, diagonal)
+    for k in range(rows // width if width else 0):
+        here = x[:, k * width:(k + 1) * width].astype(np.float64)
+        full[:, k * width:(k + 1) * width, k * width:(k + 1) * width] = np.matmul(here, here.transpose(0, 2, 1)) + 1
+    return full
+
+
+#: Relative error of a float32-rounded ``K_kk`` entry.
+_ROUNDING = 2.0 ** -24
+#: A clip norm's square is taken from ``K_kk`` while its error bound is at most this fraction of it.
+_TRUSTED = 2.0 ** -18
+
+
+def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per client the squared global norm ``<G K G>`` of one batch's kernel and bias gradients.
+
+    `grads` ``(clients, width, classes)``, `gram` its float32 ``(clients, width, width)``
+    diagonal blocks, `rows` the batch's float32 rows ``(clients, width, dim)``.
+    """
+    exact = grads.astype(np.float64)
+    products = np.matmul(exact, exact.transpose(0, 2, 1))  # g_i . g_j
+    flat, block = products.reshape(len(grads), 1, -1), gram.reshape(len(grads), -1, 1).astype(np.float64)
+    squares: np.ndarray = np.matmul(flat, block)[:, 0, 0]
+    bound = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] * _ROUNDING
+    for i in np.flatnonzero(~(bound <= _TRUSTED * squares)):  # cancellation: from the rows, in float64
+        kernel = np.matmul(exact[i].T, rows[i].astype(np.float64))
+        squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=0), exact[i].sum(axis=0))
+    return squares
 
 
 def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32) -> np.ndarray:
@@ -70,7 +88,7 @@ def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32
     return rate
 
 
-def train_dual(chunk: Chunk, grams: Grams, kernel: np.ndarray, bias: np.ndarray, shared: bool,
+def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray, shared: bool,
                learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
     """The updates ``(X^T U^T, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
@@ -94,11 +112,10 @@ def train_dual(chunk: Chunk, grams: Grams, kernel: np.ndarray, bias: np.ndarray,
     for k, (_, active, _) in enumerate(chunk.steps):
         here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
         grads = dlogits(logits[:active, here], labels[:active, here], denominators[:active, here], class_ids, axis=2)
-        exact = grads.astype(np.float64)
-        squares = (np.matmul(grams.diagonal[:active, k], exact) * exact).sum(axis=(1, 2))
+        squares = _squared_norms(grads, grams[:active, here, here], x[:active, here])
         rates = _rates(squares, learning_rate, clip_norm).astype(np.float32)
         step = np.multiply(grads, rates[:, None, None], out=u[:active, here])
         following = chunk.steps[k + 1][1] if k + 1 < steps else 0
         if following:
-            logits[:following, later] -= np.matmul(grams.full[:following, later, here], step[:following])
+            logits[:following, later] -= np.matmul(grams[:following, later, here], step[:following])
     return np.matmul(x.transpose(0, 2, 1), u), u.sum(axis=1)

@@ -52,6 +52,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     groups = group_clients(sources, MAX_CHUNK_ROWS)
     costs = [len(group) * len(group[0].sizes) * max(int(s.sizes.max()) for s in group) for group in groups]  # padded rows
     processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
+    keep_rows = sum(costs) * model.input_dim * 4 <= cache.ROWS_BYTES  # else a cycle of rounds would miss every time
     allocate = shared_empty if processes > 1 else np.empty
     count, shared = len(client_data), isinstance(weights, AllEqual)
     kernels = allocate((count, model.input_dim, model.num_classes), np.float32)
@@ -71,7 +72,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
 
     def work(share: list[int]) -> None:
         for g in share:
-            planned = cache.chunk_and_gram(model, groups[g]) if sgd_rate is not None else None
+            planned = cache.chunk_and_gram(model, groups[g], keep_rows) if sgd_rate is not None else None
             if planned is not None:
                 chunk, grams = planned
                 kernels[chunk.clients], biases[chunk.clients] = train_dual(
@@ -85,7 +86,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
             num_examples[chunk.clients] = chunk.num_examples
 
     if processes > 1 and sgd_rate is not None:  # helpers' caches die with them: fill this process's first
-        cache.warm(model, groups)
+        cache.warm(model, groups, keep_rows)
     run_shares(work, balanced_shares(costs, processes) if processes > 1 else [list(range(len(groups)))])
     if sgd_rate is not None:
         cache.note_seen(groups)

@@ -1,0 +1,77 @@
+"""The dual form's pieces against independent float64 oracles: Gram matrices and batch clip norms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fl_blocks.execution import dual
+
+
+def oracle_squared_norm(grads: np.ndarray, rows: np.ndarray) -> float:
+    """``|G^T X|^2 + |G^T 1|^2`` in float64 from the rows: the squared norm of the kernel and bias gradients."""
+    g, x = grads.astype(np.float64), rows.astype(np.float64)
+    kernel, bias = g.T @ x, g.sum(axis=0)
+    return float((kernel**2).sum() + (bias**2).sum())
+
+
+def test_grams_of_is_x_x_transposed_plus_one():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 4 * 2, 5)).astype(np.float32)
+    expected = np.einsum("cid,cjd->cij", x.astype(np.float64), x.astype(np.float64)) + 1
+    np.testing.assert_allclose(dual.grams_of(x, width=2), expected, rtol=1e-6)
+
+
+def test_grams_of_diagonal_blocks_are_float64_products_rounded():
+    rng = np.random.default_rng(1)
+    x = (rng.random((2, 6, 50)) * 255).astype(np.float32)
+    grams = dual.grams_of(x, width=3)
+    for k in range(2):
+        block = x[:, 3 * k:3 * k + 3].astype(np.float64)
+        rounded = (np.einsum("cid,cjd->cij", block, block) + 1).astype(np.float32)
+        np.testing.assert_array_equal(grams[:, 3 * k:3 * k + 3, 3 * k:3 * k + 3], rounded)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(1, 6), scale=st.sampled_from([1.0, 255.0]))
+def test_squared_norms_match_the_rows_oracle(seed, width, scale):
+    rng = np.random.default_rng(seed)
+    rows = (rng.random((4, width, 30)) * scale).astype(np.float32)
+    grads = rng.normal(size=(4, width, 3)).astype(np.float32)
+    gram = dual.grams_of(rows, width)
+    got = dual._squared_norms(grads, gram, rows)
+    expected = [oracle_squared_norm(g, r) for g, r in zip(grads, rows)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def cancelling_batch() -> tuple[np.ndarray, np.ndarray]:
+    """Near-duplicate pixel rows with gradients summing to almost zero: ``<G K G>`` cancels almost entirely."""
+    rng = np.random.default_rng(2)
+    rows = (np.float32(255) + rng.normal(scale=0.02, size=(1, 3, 784))).astype(np.float32)
+    grads = np.array([[[0.4, -0.2, -0.2], [-0.2, 0.4, -0.2], [-0.2, -0.2, 0.4]]], np.float32)
+    return grads, rows
+
+
+def test_squared_norm_is_exact_where_gradient_rows_cancel():
+    grads, rows = cancelling_batch()
+    got = dual._squared_norms(grads, dual.grams_of(rows, 3), rows)
+    np.testing.assert_allclose(got, [oracle_squared_norm(grads[0], rows[0])], rtol=1e-9)
+
+
+def test_the_cancelling_batch_needs_the_fallback(monkeypatch):
+    """Trusting the float32 block there is far off: the test above checks the fallback, not luck."""
+    grads, rows = cancelling_batch()
+    monkeypatch.setattr(dual, "_TRUSTED", 1e300)
+    got = dual._squared_norms(grads, dual.grams_of(rows, 3), rows)
+    assert abs(got[0] - oracle_squared_norm(grads[0], rows[0])) > 0.01 * oracle_squared_norm(grads[0], rows[0])
+
+
+@pytest.mark.parametrize("trusted", [0.0, dual._TRUSTED])
+def test_fallback_and_block_agree_on_ordinary_batches(monkeypatch, trusted):
+    rng = np.random.default_rng(3)
+    rows = rng.random((5, 4, 20)).astype(np.float32)
+    grads = rng.normal(size=(5, 4, 3)).astype(np.float32)
+    monkeypatch.setattr(dual, "_TRUSTED", trusted)  # 0: every client from its rows
+    got = dual._squared_norms(grads, dual.grams_of(rows, 4), rows)
+    np.testing.assert_allclose(got, [oracle_squared_norm(g, r) for g, r in zip(grads, rows)], rtol=1e-6)
