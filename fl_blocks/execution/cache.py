@@ -89,7 +89,7 @@ def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.
     """Each client's plan facts (None for a client without batches), or None if one cannot be kept."""
     found: list[Optional[plans.PlanFacts]] = []
     for source in group:
-        facts = plans.facts(source.plan) if source.plan is not None and len(source.sizes) else None
+        facts = source.facts if len(source.sizes) else None
         if len(source.sizes) and (facts is None or facts.key is None):
             return None
         found.append(facts)

@@ -27,7 +27,7 @@ import optree
 
 from fl_blocks.execution.batches import check_label_range, checked_batch_list, unpack_batch
 from fl_blocks.execution.functions import same_functions
-from fl_blocks.execution.plans import facts
+from fl_blocks.execution.plans import PlanFacts, facts
 from fl_blocks.models.softmax import SoftmaxRegression
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
 
@@ -39,12 +39,13 @@ Batches = list[tuple[np.ndarray, np.ndarray]]
 
 
 class ClientSource(NamedTuple):
-    """One client's data: checked batches or an `ArrayPlan`, and its batch sizes."""
+    """One client's data: checked batches or an `ArrayPlan` (and its `PlanFacts`, read this round), and its batch sizes."""
 
     client: int
     sizes: np.ndarray
     batches: Optional[Batches]
     plan: Optional[ArrayPlan]
+    facts: Optional[PlanFacts] = None
 
 
 class Chunk(NamedTuple):
@@ -63,7 +64,8 @@ def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientS
     plan_fn = getattr(dataset, "array_plan", None)
     plan = plan_fn() if callable(plan_fn) else None
     if isinstance(plan, ArrayPlan) and plan.batch_size is not None:
-        return ClientSource(index, facts(plan).sizes, None, plan)
+        found = facts(plan)
+        return ClientSource(index, found.sizes, None, plan, found)
     batches = checked_batch_list(model, model.input_dim, dataset, index)
     return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), batches, None)
 
@@ -76,7 +78,7 @@ def _plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSourc
         block = source.plan.materialize(0, int(source.sizes.sum()))
         ends = np.cumsum(source.sizes)
         batches = [optree.tree_map(lambda leaf, e=e, n=n: leaf[e - n:e], block) for e, n in zip(ends, source.sizes)]
-    return source._replace(batches=checked_batch_list(model, model.input_dim, batches, source.client), plan=None)
+    return source._replace(batches=checked_batch_list(model, model.input_dim, batches, source.client), plan=None, facts=None)
 
 
 def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -120,6 +122,9 @@ def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tu
 
 def _shared_maps(group: Sequence[ClientSource]) -> bool:
     first = group[0].plan
+    keys = [s.facts.key if s.facts is not None else None for s in group]
+    if first is not None and None not in keys:  # keys name the column structure and the maps (see `plans`)
+        return all(k[2:4] == keys[0][2:4] for k in keys)  # type: ignore[index]
     return first is not None and all(
         (s.plan is None and not s.sizes.size)  # a client without batches adds no rows
         or (s.plan is not None and same_functions(s.plan.element_fns, first.element_fns)
