@@ -89,17 +89,18 @@ def check_same_spec(expected: Any, actual: Any, *, consumer: str, producer: str,
     `consumer` names the block that expects `expected`; `producer` the block
     (or value) that gives `actual`; `prefix` is prepended to leaf paths.
     """
-    expected, actual = spec_of(expected), spec_of(actual)
-    exp_struct = optree.tree_structure(expected)
-    act_struct = optree.tree_structure(actual)
+    expected_leaves, exp_struct = optree.tree_flatten(spec_of(expected))
+    actual_leaves, act_struct = optree.tree_flatten(spec_of(actual))
     if exp_struct != act_struct:
         raise SpecMismatchError(
             f"{consumer} expects a value structured as {exp_struct}, "
             f"{producer} produces {act_struct}. Build both from the same model weights spec "
             "(an update spec is its .trainable part)."
         )
-    paths = [_join(prefix, p) for p in leaf_paths(expected)]
-    for path, exp, act in zip(paths, optree.tree_leaves(expected), optree.tree_leaves(actual)):
+    if expected_leaves == actual_leaves:
+        return
+    paths = [_join(prefix, p) for p in leaf_paths(spec_of(expected))]
+    for path, exp, act in zip(paths, expected_leaves, actual_leaves):
         if exp != act:
             raise SpecMismatchError(
                 f"{consumer} expects {exp} at {path}, {producer} produces {act}."

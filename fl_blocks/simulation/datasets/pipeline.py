@@ -88,13 +88,14 @@ def _verify(plan: Pipeline) -> tuple[bool, bool]:
 
 def array_plan(plan: Pipeline) -> Optional[ArrayPlan]:
     """One pass of `plan` as an `ArrayPlan`, or None (infinite, empty with maps, or a map not row-wise)."""
+    if "array_plan" in plan.memo:  # an in-order pipeline's one plan (its fields are frozen)
+        return plan.memo["array_plan"]  # type: ignore[no-any-return]
     if plan.num_rows == row_ops.INFINITE or (plan.source_rows == 0 and plan.element_fns + plan.batch_fns):
         return None
     if _verify(plan) != (True, True):
         return None
     if plan.rows is None:  # every pass is the same: one ArrayPlan object for all of them
-        if "array_plan" not in plan.memo:
-            plan.memo["array_plan"] = ArrayPlan(plan.columns, None, plan.element_fns, plan.batch_size, plan.drop_remainder, plan.batch_fns)
+        plan.memo["array_plan"] = ArrayPlan(plan.columns, None, plan.element_fns, plan.batch_size, plan.drop_remainder, plan.batch_fns)
         return plan.memo["array_plan"]  # type: ignore[no-any-return]
     rows = np.concatenate([np.zeros(0, np.int64), *plan.rows()])
     return ArrayPlan(plan.columns, rows, plan.element_fns, plan.batch_size, plan.drop_remainder, plan.batch_fns)
