@@ -74,17 +74,16 @@ def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray) -> np.
     flat, block = products.reshape(len(grads), 1, -1), gram.reshape(len(grads), -1, 1).astype(np.float64)
     squares: np.ndarray = np.matmul(flat, block)[:, 0, 0]
     bound = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] * _ROUNDING
-    for i in np.flatnonzero(~(bound <= _TRUSTED * squares)):  # cancellation: from the rows, in float64
+    trusted = bound <= _TRUSTED * squares
+    for i in () if trusted.all() else np.flatnonzero(~trusted):  # cancellation: from the rows, in float64
         kernel = np.matmul(exact[i].T, rows[i].astype(np.float64))
         squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=0), exact[i].sum(axis=0))
     return squares
 
 
 def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32) -> np.ndarray:
-    """Per client ``lr * min(1, clip / norm)``: SGD's rate with the global-norm clip folded in."""
-    norm = np.sqrt(squares)
-    scale = np.divide(clip_norm, norm, out=np.ones_like(norm), where=norm > clip_norm)
-    rate: np.ndarray = scale * learning_rate
+    """Per client ``lr * min(1, clip / norm)`` in float32: SGD's rate with the global-norm clip (> 0) folded in."""
+    rate: np.ndarray = (clip_norm / np.maximum(np.sqrt(squares), clip_norm) * learning_rate).astype(np.float32)
     return rate
 
 
@@ -105,15 +104,14 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     else:
         logits = np.matmul(x, kernel)
     logits += bias[:, None, :]
-    labels = chunk.labels.reshape(count, rows, 1)
+    onehot = chunk.labels.reshape(count, rows, 1) == np.arange(classes)
     denominators = chunk.denominators.reshape(count, rows, 1)
-    class_ids = np.arange(classes)
     u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
     for k, (_, active, _) in enumerate(chunk.steps):
         here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
-        grads = dlogits(logits[:active, here], labels[:active, here], denominators[:active, here], class_ids, axis=2)
+        grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2)
         squares = _squared_norms(grads, grams[:active, here, here], x[:active, here])
-        rates = _rates(squares, learning_rate, clip_norm).astype(np.float32)
+        rates = _rates(squares, learning_rate, clip_norm)
         step = np.multiply(grads, rates[:, None, None], out=u[:active, here])
         following = chunk.steps[k + 1][1] if k + 1 < steps else 0
         if following:

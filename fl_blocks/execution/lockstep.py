@@ -64,17 +64,18 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: np.ndarray, axis: int = 1) -> np.ndarray:
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
     `logits` ``(clients, ...)`` hold the classes on `axis` (overwritten); `labels`
-    and `classes` broadcast against them to the one-hot labels, `denominators`
-    (each row's real batch size, inf on padding rows) to the logits.
+    and `classes` broadcast against them to the one-hot labels (or `labels` is
+    the one-hot and `classes` is True), `denominators` (each row's real batch
+    size, inf on padding rows) to the logits.
     """
     logits -= logits.max(axis=axis, keepdims=True)
     exps = np.exp(logits, out=logits)
     probs = exps / exps.sum(axis=axis, keepdims=True)
-    onehot = labels == classes
+    onehot = labels if classes is True else labels == classes
     if probs.min() >= _EPS and probs.max() <= _ONE_MINUS_EPS:  # no probability clipped at any client
         through_clip = probs / probs.sum(axis=axis, keepdims=True) - onehot
     else:  # per client, as the loop decides per batch (padding rows do not count)
