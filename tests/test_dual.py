@@ -16,11 +16,24 @@ def oracle_squared_norm(grads: np.ndarray, rows: np.ndarray) -> float:
     return float((kernel**2).sum() + (bias**2).sum())
 
 
-def test_grams_of_is_x_x_transposed_plus_one():
+def test_grams_of_packs_the_lower_block_triangle_of_x_x_transposed_plus_one():
     rng = np.random.default_rng(0)
     x = rng.random((3, 4 * 2, 5)).astype(np.float32)
-    expected = np.einsum("cid,cjd->cij", x.astype(np.float64), x.astype(np.float64)) + 1
-    np.testing.assert_allclose(dual.grams_of(x, width=2), expected, rtol=1e-6)
+    full = np.einsum("cid,cjd->cij", x.astype(np.float64), x.astype(np.float64)) + 1
+    packed = dual.grams_of(x, width=2)
+    assert packed.shape == (3, 2 * 2 * (1 + 2 + 3 + 4))
+    for k in range(4):
+        np.testing.assert_allclose(dual.panel(packed, k, 2), full[:, 2 * k:2 * k + 2, :2 * k + 2], rtol=1e-6)
+
+
+def test_fewer_batches_use_a_prefix_of_the_packed_panels():
+    rng = np.random.default_rng(4)
+    x = rng.random((1, 3 * 2, 5)).astype(np.float32)
+    np.testing.assert_array_equal(dual.grams_of(x[:, :4], 2)[0], dual.grams_of(x, 2)[0, :dual.panel_span(1, 2).stop])
+
+
+def diagonal_block(packed: np.ndarray, k: int, width: int) -> np.ndarray:
+    return dual.panel(packed, k, width)[:, :, k * width:]
 
 
 def test_grams_of_diagonal_blocks_are_float64_products_rounded():
@@ -30,7 +43,7 @@ def test_grams_of_diagonal_blocks_are_float64_products_rounded():
     for k in range(2):
         block = x[:, 3 * k:3 * k + 3].astype(np.float64)
         rounded = (np.einsum("cid,cjd->cij", block, block) + 1).astype(np.float32)
-        np.testing.assert_array_equal(grams[:, 3 * k:3 * k + 3, 3 * k:3 * k + 3], rounded)
+        np.testing.assert_array_equal(diagonal_block(grams, k, 3), rounded)
 
 
 @settings(max_examples=40, deadline=None)
@@ -39,7 +52,7 @@ def test_squared_norms_match_the_rows_oracle(seed, width, scale):
     rng = np.random.default_rng(seed)
     rows = (rng.random((4, width, 30)) * scale).astype(np.float32)
     grads = rng.normal(size=(4, width, 3)).astype(np.float32)
-    gram = dual.grams_of(rows, width)
+    gram = diagonal_block(dual.grams_of(rows, width), 0, width)
     got = dual._squared_norms(grads, gram, rows)
     expected = [oracle_squared_norm(g, r) for g, r in zip(grads, rows)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
@@ -55,7 +68,7 @@ def cancelling_batch() -> tuple[np.ndarray, np.ndarray]:
 
 def test_squared_norm_is_exact_where_gradient_rows_cancel():
     grads, rows = cancelling_batch()
-    got = dual._squared_norms(grads, dual.grams_of(rows, 3), rows)
+    got = dual._squared_norms(grads, diagonal_block(dual.grams_of(rows, 3), 0, 3), rows)
     np.testing.assert_allclose(got, [oracle_squared_norm(grads[0], rows[0])], rtol=1e-9)
 
 
@@ -63,7 +76,7 @@ def test_the_cancelling_batch_needs_the_fallback(monkeypatch):
     """Trusting the float32 block there is far off: the test above checks the fallback, not luck."""
     grads, rows = cancelling_batch()
     monkeypatch.setattr(dual, "_ROUNDING", 0.0)  # no bound: the float32 block is always trusted
-    got = dual._squared_norms(grads, dual.grams_of(rows, 3), rows)
+    got = dual._squared_norms(grads, diagonal_block(dual.grams_of(rows, 3), 0, 3), rows)
     assert abs(got[0] - oracle_squared_norm(grads[0], rows[0])) > 0.01 * oracle_squared_norm(grads[0], rows[0])
 
 
@@ -73,5 +86,5 @@ def test_fallback_and_block_agree_on_ordinary_batches(monkeypatch, trusted):
     rows = rng.random((5, 4, 20)).astype(np.float32)
     grads = rng.normal(size=(5, 4, 3)).astype(np.float32)
     monkeypatch.setattr(dual, "_TRUSTED", trusted)  # 0: every client from its rows
-    got = dual._squared_norms(grads, dual.grams_of(rows, 4), rows)
+    got = dual._squared_norms(grads, diagonal_block(dual.grams_of(rows, 4), 0, 4), rows)
     np.testing.assert_allclose(got, [oracle_squared_norm(g, r) for g, r in zip(grads, rows)], rtol=1e-6)

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import plans
-from fl_blocks.execution.dual import by_client_rows, grams_of, slot_width
+from fl_blocks.execution.dual import by_client_rows, grams_of, panel_span, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -64,11 +64,12 @@ class _Group(NamedTuple):
 
 class _Client(NamedTuple):
     references: tuple[Any, ...]
-    full: np.ndarray  # (rows, rows)
+    packed: np.ndarray  # its batches' packed Gram panels (see `grams_of`), batch width `width`
+    width: int
 
     @property
     def nbytes(self) -> int:
-        return self.full.nbytes
+        return self.packed.nbytes
 
 
 _GRAMS: "collections.OrderedDict[Key, _Client]" = collections.OrderedDict()
@@ -124,6 +125,13 @@ def _group_bytes(chunk: Chunk, grams: np.ndarray) -> int:
     return chunk.x.nbytes + grams.nbytes
 
 
+def _client_grams(references: tuple[Any, ...], packed: np.ndarray, width: int, batches: int, rows: int) -> _Client:
+    """A client's own panels cut from its slot's: its batches' prefix, or its one batch's real rows."""
+    if batches > 1 or rows == width:
+        return _Client(references, packed[:panel_span(batches - 1, width).stop].copy(), width)
+    return _Client(references, packed[:width * width].reshape(width, width)[:rows, :rows].flatten(), rows)
+
+
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
            key: Key, keep_rows: bool) -> tuple[Chunk, np.ndarray]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing."""
@@ -135,20 +143,22 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
         missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
         new, slot = (grams_of(x[missing], width) if missing else None), {i: j for j, i in enumerate(missing)}
-        grams = np.ones((len(group), x.shape[1], x.shape[1]), np.float32)
+        grams = np.ones((len(group), panel_span(len(chunk.steps) - 1, width).stop), np.float32)
         for i, facts in enumerate(found):
             if facts is None:
                 continue
-            rows = int(group[i].sizes.sum())
+            batches, rows = len(group[i].sizes), int(group[i].sizes.sum())
             if new is not None and i in slot:
-                j = slot[i]
-                own = _Client(facts.references, new[j, :rows, :rows].copy())
+                own = _client_grams(facts.references, new[slot[i]], width, batches, rows)
                 _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes
             else:
                 own = _GRAMS[facts.key]
                 _GRAMS.move_to_end(facts.key)
-            grams[i, :rows, :rows] = own.full
+            if own.width == width:
+                grams[i, :own.packed.size] = own.packed
+            else:  # one batch, narrower than the group's
+                grams[i, :width * width].reshape(width, width)[:rows, :rows] = own.packed.reshape(rows, rows)
     if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
         _KEPT["rows"] += _group_bytes(chunk, grams)

@@ -16,13 +16,14 @@ cancellation of subtracting trained weights.
 (In the code ``u`` holds ``U^T``, one row per example.)
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
-on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so it is
-kept across rounds (see `fl_blocks.execution.cache`).
+on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so its
+lower block triangle (all the steps read) is kept across rounds (see
+`fl_blocks.execution.cache`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
->>> grams_of(x[None], width=1)[0].tolist()  # X X^T + 1
-[[2.0, 1.0], [1.0, 5.0]]
+>>> grams_of(x[None], width=1)[0].tolist()  # X X^T + 1, lower triangle packed row by row
+[2.0, 1.0, 5.0]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["by_client_rows", "grams_of", "slot_width", "train_dual"]
+__all__ = ["by_client_rows", "grams_of", "panel", "panel_span", "slot_width", "train_dual"]
 
 
 def slot_width(chunk: Chunk) -> int:
@@ -45,16 +46,33 @@ def by_client_rows(chunk: Chunk) -> np.ndarray:
     return chunk.x.reshape(len(chunk.clients), len(chunk.steps) * slot_width(chunk), chunk.x.shape[-1])
 
 
+def panel_span(k: int, width: int) -> slice:
+    """Where batch `k`'s row panel ``K[batch k, batches 0..k]`` lies in a client's packed Gram matrix."""
+    return slice(width * width * k * (k + 1) // 2, width * width * (k + 1) * (k + 2) // 2)
+
+
+def panel(grams: np.ndarray, k: int, width: int) -> np.ndarray:
+    """Batch `k`'s row panel ``(clients, width, (k + 1) * width)`` of packed Gram matrices (a view)."""
+    return grams[:, panel_span(k, width)].reshape(len(grams), width, (k + 1) * width)
+
+
 def grams_of(x: np.ndarray, width: int) -> np.ndarray:
-    """Per client ``X X^T + 1`` ``(clients, rows, rows)`` in float32 of by-client rows `x`
-    ``(clients, steps * width, dim)``, its batches' diagonal blocks computed in float64 and rounded."""
-    full: np.ndarray = np.matmul(x, x.transpose(0, 2, 1))
-    full += np.float32(1)
+    """Per client the lower block triangle of ``X X^T + 1`` of by-client rows `x` ``(clients, steps * width, dim)``.
+
+    Packed in float32 ``(clients, width^2 * steps * (steps + 1) / 2)``: batch
+    ``k``'s row panel (see `panel`) after batch ``k - 1``'s, so a client with
+    fewer batches uses a prefix. The diagonal blocks are float64 products, rounded.
+    """
     count, rows, dim = x.shape
-    for k in range(rows // width if width else 0):
-        here = x[:, k * width:(k + 1) * width].astype(np.float64)
-        full[:, k * width:(k + 1) * width, k * width:(k + 1) * width] = np.matmul(here, here.transpose(0, 2, 1)) + 1
-    return full
+    steps = rows // width if width else 0
+    packed = np.empty((count, panel_span(steps - 1, width).stop if steps else 0), np.float32)
+    for k in range(steps):
+        here, out = x[:, k * width:(k + 1) * width], panel(packed, k, width)
+        np.matmul(here, x[:, :(k + 1) * width].transpose(0, 2, 1), out=out)
+        out += np.float32(1)
+        exact = here.astype(np.float64)
+        out[:, :, k * width:] = np.matmul(exact, exact.transpose(0, 2, 1)) + 1
+    return packed
 
 
 #: Relative error of a float32-rounded ``K_kk`` entry.
@@ -108,12 +126,10 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     denominators = chunk.denominators.reshape(count, rows, 1)
     u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
     for k, (_, active, _) in enumerate(chunk.steps):
-        here, later = slice(k * width, (k + 1) * width), slice((k + 1) * width, rows)
+        here, row_panel = slice(k * width, (k + 1) * width), panel(grams[:active], k, width)
+        if k:  # what batches 0..k-1 changed: sum_j K_kj U_j
+            logits[:active, here] -= np.matmul(row_panel[:, :, :k * width], u[:active, :k * width])
         grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2)
-        squares = _squared_norms(grads, grams[:active, here, here], x[:active, here])
-        rates = _rates(squares, learning_rate, clip_norm)
-        step = np.multiply(grads, rates[:, None, None], out=u[:active, here])
-        following = chunk.steps[k + 1][1] if k + 1 < steps else 0
-        if following:
-            logits[:following, later] -= np.matmul(grams[:following, later, here], step[:following])
+        squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
+        np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
     return np.matmul(x.transpose(0, 2, 1), u), u.sum(axis=1)
