@@ -30,6 +30,8 @@ __all__ = ["dlogits", "is_elementwise", "plain_sgd_rate", "train_chunk"]
 
 _EPS = np.float32(KERAS_EPSILON)
 _ONE_MINUS_EPS = np.float32(1 - KERAS_EPSILON)
+#: A shift by the largest of all logits needs them all within this of it: exp(-64) is a normal float32.
+_SHIFT_RANGE = 64
 
 
 def _state(optimizer: Optimizer, shapes: list[tuple[int, ...]], count: int) -> tuple[Any, list[bool]]:
@@ -64,20 +66,32 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1) -> np.ndarray:
+def _class_sums(values: np.ndarray, axis: int) -> np.ndarray:
+    """Sums over the classes, kept as a length-1 axis (a matrix product on the last axis: faster than a reduction)."""
+    if axis == values.ndim - 1:
+        return np.matmul(values, np.ones((values.shape[-1], 1), values.dtype))
+    return values.sum(axis=axis, keepdims=True)
+
+
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1,
+            shift_once: bool = False) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
     `logits` ``(clients, ...)`` hold the classes on `axis` (overwritten); `labels`
     and `classes` broadcast against them to the one-hot labels (or `labels` is
     the one-hot and `classes` is True), `denominators` (each row's real batch
-    size, inf on padding rows) to the logits.
+    size, inf on padding rows) to the logits. The softmax subtracts each row's
+    largest logit, or with `shift_once` the largest of all where no logit is
+    `_SHIFT_RANGE` below it (no exponential underflows; it rounds as differently
+    as the logits themselves do, ~1e-6).
     """
-    logits -= logits.max(axis=axis, keepdims=True)
+    top = logits.max() if shift_once else None
+    logits -= top if top is not None and top - logits.min() < _SHIFT_RANGE else logits.max(axis=axis, keepdims=True)
     exps = np.exp(logits, out=logits)
-    probs = exps / exps.sum(axis=axis, keepdims=True)
+    probs = exps / _class_sums(exps, axis)
     onehot = labels if classes is True else labels == classes
     if probs.min() >= _EPS and probs.max() <= _ONE_MINUS_EPS:  # no probability clipped at any client
-        through_clip = probs / probs.sum(axis=axis, keepdims=True) - onehot
+        through_clip = probs / _class_sums(probs, axis) - onehot
     else:  # per client, as the loop decides per batch (padding rows do not count)
         in_range = (probs >= _EPS) & (probs <= _ONE_MINUS_EPS)
         through_clip = probs / np.clip(probs, _EPS, _ONE_MINUS_EPS).sum(axis=axis, keepdims=True) - onehot
