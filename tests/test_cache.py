@@ -238,3 +238,16 @@ def test_a_hit_still_checks_labels_against_the_model():
         else:
             work.next(work.initialize(), weights, datasets_of(train))
     assert kept()[0] == len(SIZES)
+
+
+@pytest.mark.parametrize("batch_sizes", [(4, 4, 4, 4), (3, 5, 3, 5)])
+def test_narrow_single_batches_and_mixed_batch_sizes_match_the_loop(monkeypatch, batch_sizes):
+    """Clients of one short batch (2 or 3 rows) beside wider ones, and batch sizes 3 and 5 in one group, over rounds."""
+    monkeypatch.setattr(cache, "ROWS_BYTES", 0)  # each round assembles the group from the clients' own
+    rng = np.random.default_rng(21)
+    _, train = client_data(rng, [2, 9, 13, 3])
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    for _ in range(3):  # stepped, then Gram matrices computed and kept, then reused
+        datasets = [preprocess(train.create_dataset_for_client(c), b) for c, b in zip(train.client_ids, batch_sizes)]
+        lists = [[(np.asarray(x), np.asarray(y)) for x, y in d] for d in datasets]
+        assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", lists, weights))

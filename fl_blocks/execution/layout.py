@@ -103,18 +103,33 @@ def _client_geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
     return client, step, sizes[client, step], position, active, np.full(steps, width)
 
 
-def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...]) -> Any:
+def _in_slots(leaves: list[list[np.ndarray]], plans: list[ArrayPlan], used: list[int], j: int, slot: int) -> np.ndarray:
+    """Leaf `j` of each client's first `used` rows at the start of its `slot`-row slot, padding repeating its row 0."""
+    first = [ls[j][:n] if p.rows is None else ls[j][p.rows[:n]] for ls, p, n in zip(leaves, plans, used)]
+    block = np.empty((len(first), slot) + first[0].shape[1:], np.result_type(*first))
+    for i, (rows, n) in enumerate(zip(first, used)):
+        block[i, :n] = rows
+        block[i, n:] = rows[0]
+    return block.reshape((-1,) + block.shape[2:])
+
+
+def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...], by_client: bool) -> Any:
     """The group's rows in `geometry`'s order through their shared maps (padding rows repeat row 0)."""
     client, step, count, position = geometry[:4]
     plans = [s.plan for s in group if s.plan is not None]
     used = [int(s.sizes.sum()) for s in group if s.plan is not None]  # rows in its batches: drop_remainder drops the tail
     leaves = [optree.tree_leaves(p.columns) for p in plans]
-    stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
-              for j in range(len(leaves[0]))]
-    totals = sizes.sum(axis=1)
-    starts = np.cumsum(sizes, axis=1) - sizes
-    source_rows = np.where(position < count, (np.cumsum(totals) - totals)[client] + starts[client, step] + position, 0)
-    block = optree.tree_unflatten(optree.tree_structure(plans[0].columns), [leaf[source_rows] for leaf in stored])
+    width = int(geometry[5][0]) if len(geometry[5]) else 0
+    if by_client and ((sizes[:, :-1] == width) | (sizes[:, 1:] == 0)).all():  # each client's rows fill its slot's start
+        gathered = [_in_slots(leaves, plans, used, j, len(client) // len(group)) for j in range(len(leaves[0]))]
+    else:
+        stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
+                  for j in range(len(leaves[0]))]
+        totals = sizes.sum(axis=1)
+        starts = np.cumsum(sizes, axis=1) - sizes
+        source_rows = np.where(position < count, (np.cumsum(totals) - totals)[client] + starts[client, step] + position, 0)
+        gathered = [leaf[source_rows] for leaf in stored]
+    block = optree.tree_unflatten(optree.tree_structure(plans[0].columns), gathered)
     for fn in plans[0].element_fns + plans[0].batch_fns:
         block = call(fn, block)
     return block
@@ -162,7 +177,7 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: b
     real = position < count
     x = labels = None
     if len(client) and _shared_maps(group):
-        x, labels = unpack_batch(_gather_plans(group, sizes, geometry))
+        x, labels = unpack_batch(_gather_plans(group, sizes, geometry, by_client))
         ok = isinstance(x, np.ndarray) and isinstance(labels, np.ndarray) and x.dtype == np.float32
         ok = ok and x.shape == (len(client), model.input_dim) and labels.dtype.kind in "iu" and labels.size == len(client)
         if ok and not x.flags.writeable:
