@@ -19,6 +19,7 @@ pixels) are gathered in lockstep order and the dataset's maps run once on them.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
@@ -160,6 +161,31 @@ def _stack_rows(group: Sequence[ClientSource], geometry: tuple[np.ndarray, ...],
     return x, labels
 
 
+_SKELETONS: "collections.OrderedDict[tuple[bytes, tuple[int, ...], bool], tuple[Any, ...]]" = collections.OrderedDict()
+#: Layouts remembered (a round of 3,400 clients has about 200 groups).
+MAX_SKELETONS = 4096
+
+
+def _skeleton(sizes: np.ndarray, by_client: bool) -> tuple[tuple[np.ndarray, ...], list[tuple[int, int, int]], np.ndarray, np.ndarray]:
+    """The layout of batch `sizes` ``(clients, steps)``: geometry, steps, real rows and denominators (remembered)."""
+    key = (sizes.tobytes(), sizes.shape, by_client)
+    found = _SKELETONS.get(key)
+    if found is None:
+        geometry = _client_geometry(sizes) if by_client else _geometry(sizes)
+        client, step, count, position, active, width = geometry
+        starts = np.cumsum(active * width) - active * width if not by_client else np.arange(len(active)) * width
+        steps = [(int(s), int(a), int(w)) for s, a, w in zip(starts, active, width)]
+        real = position < count
+        found = geometry, steps, real, np.where(real, count.astype(np.float32), np.float32(np.inf))
+        for array in (*geometry, real, found[3]):
+            array.flags.writeable = False  # shared by every chunk of this layout
+        _SKELETONS[key] = found
+        if len(_SKELETONS) > MAX_SKELETONS:
+            _SKELETONS.popitem(last=False)
+    _SKELETONS.move_to_end(key)
+    return found
+
+
 def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: bool = False) -> Chunk:
     """One group's lockstep layout (see the module docstring).
 
@@ -170,11 +196,8 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: b
     sizes = np.zeros((len(group), max(len(s.sizes) for s in group)), np.int64)
     for i, s in enumerate(group):
         sizes[i, :len(s.sizes)] = s.sizes
-    geometry = _client_geometry(sizes) if by_client else _geometry(sizes)
-    client, step, count, position, active, width = geometry
-    starts = np.cumsum(active * width) - active * width if not by_client else np.arange(len(active)) * width
-    steps = [(int(s), int(a), int(w)) for s, a, w in zip(starts, active, width)]
-    real = position < count
+    geometry, steps, real, denominators = _skeleton(sizes, by_client)
+    client = geometry[0]
     x = labels = None
     if len(client) and _shared_maps(group):
         x, labels = unpack_batch(_gather_plans(group, sizes, geometry, by_client))
@@ -192,9 +215,8 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: b
     if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
         ordered = sorted((_plan_batches(model, s) if s.plan is not None else s) for s in group)
         check_label_range(model, labels, model.num_classes, [(s.client, s.batches or []) for s in ordered])
-    denominators = np.where(real, count.astype(np.float32), np.float32(np.inf))
     indices = np.array([s.client for s in group], np.int64)
-    return Chunk(indices, sizes.sum(axis=1).astype(np.float32), x, labels, denominators, steps)
+    return Chunk(indices, sizes.sum(axis=1).astype(np.float32), x, labels, denominators, list(steps))
 
 
 def group_clients(sources: Sequence[ClientSource], max_rows: int = MAX_CHUNK_ROWS) -> list[list[ClientSource]]:
