@@ -3,9 +3,8 @@
 Step ``k`` of a chunk holds batch ``k`` of its ``A_k`` still-active clients (a
 prefix: clients are sorted by number of batches, most first), each padded to
 the step's widest batch. Padding rows are zero and carry an infinite
-denominator, so they add nothing to a gradient. Array-backed `Dataset`\\ s are
-materialized per chunk through their `ArrayPlan`: stored rows (e.g. uint8
-pixels) are gathered in lockstep order and the dataset's maps run once on them.
+denominator, so they add nothing to a gradient. A chunk's rows come from
+`fl_blocks.execution.rows`, gathered in lockstep order.
 
 >>> import numpy as np
 >>> from fl_blocks.models import SoftmaxRegression
@@ -21,32 +20,18 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
-import optree
 
-from fl_blocks.execution.batches import check_label_range, checked_batch_list, unpack_batch
-from fl_blocks.execution.functions import same_functions
-from fl_blocks.execution.plans import PlanFacts, facts
+from fl_blocks.execution.batches import check_label_range, unpack_batch
+from fl_blocks.execution.rows import ClientSource, client_source, gather_plans, plan_batches, shared_maps, stack_rows
 from fl_blocks.models.softmax import SoftmaxRegression
-from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
 
 __all__ = ["Chunk", "ClientSource", "client_source", "group_clients", "make_chunk", "build_chunks", "MAX_CHUNK_ROWS"]
 
 #: Rows (examples plus padding) per chunk: its float32 rows stay in the last-level cache.
 MAX_CHUNK_ROWS = 2048
-Batches = list[tuple[np.ndarray, np.ndarray]]
-
-
-class ClientSource(NamedTuple):
-    """One client's data: checked batches or an `ArrayPlan` (and its `PlanFacts`, read this round), and its batch sizes."""
-
-    client: int
-    sizes: np.ndarray
-    batches: Optional[Batches]
-    plan: Optional[ArrayPlan]
-    facts: Optional[PlanFacts] = None
 
 
 class Chunk(NamedTuple):
@@ -58,28 +43,6 @@ class Chunk(NamedTuple):
     labels: np.ndarray
     denominators: np.ndarray
     steps: list[tuple[int, int, int]]
-
-
-def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientSource:
-    """Reads one client's dataset: its `ArrayPlan` when it has one, else its checked batches."""
-    plan_fn = getattr(dataset, "array_plan", None)
-    plan = plan_fn() if callable(plan_fn) else None
-    if isinstance(plan, ArrayPlan) and plan.batch_size is not None:
-        found = facts(plan)
-        return ClientSource(index, found.sizes, None, plan, found)
-    batches = checked_batch_list(model, model.input_dim, dataset, index)
-    return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), batches, None)
-
-
-def _plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSource:
-    """A plan client as checked batches (one `materialize` call, sliced)."""
-    assert source.plan is not None
-    batches: list[Any] = []
-    if len(source.sizes):
-        block = source.plan.materialize(0, int(source.sizes.sum()))
-        ends = np.cumsum(source.sizes)
-        batches = [optree.tree_map(lambda leaf, e=e, n=n: leaf[e - n:e], block) for e, n in zip(ends, source.sizes)]
-    return source._replace(batches=checked_batch_list(model, model.input_dim, batches, source.client), plan=None, facts=None)
 
 
 def _geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -102,63 +65,6 @@ def _client_geometry(sizes: np.ndarray) -> tuple[np.ndarray, ...]:
     position = np.tile(np.arange(width), clients * steps)
     active = (sizes > 0).sum(axis=0)
     return client, step, sizes[client, step], position, active, np.full(steps, width)
-
-
-def _in_slots(leaves: list[list[np.ndarray]], plans: list[ArrayPlan], used: list[int], j: int, slot: int) -> np.ndarray:
-    """Leaf `j` of each client's first `used` rows at the start of its `slot`-row slot, padding repeating its row 0."""
-    first = [ls[j][:n] if p.rows is None else ls[j][p.rows[:n]] for ls, p, n in zip(leaves, plans, used)]
-    block = np.empty((len(first), slot) + first[0].shape[1:], np.result_type(*first))
-    for i, (rows, n) in enumerate(zip(first, used)):
-        block[i, :n] = rows
-        block[i, n:] = rows[0]
-    return block.reshape((-1,) + block.shape[2:])
-
-
-def _gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tuple[np.ndarray, ...], by_client: bool) -> Any:
-    """The group's rows in `geometry`'s order through their shared maps (padding rows repeat row 0)."""
-    client, step, count, position = geometry[:4]
-    plans = [s.plan for s in group if s.plan is not None]
-    used = [int(s.sizes.sum()) for s in group if s.plan is not None]  # rows in its batches: drop_remainder drops the tail
-    leaves = [optree.tree_leaves(p.columns) for p in plans]
-    width = int(geometry[5][0]) if len(geometry[5]) else 0
-    if by_client and ((sizes[:, :-1] == width) | (sizes[:, 1:] == 0)).all():  # each client's rows fill its slot's start
-        gathered = [_in_slots(leaves, plans, used, j, len(client) // len(group)) for j in range(len(leaves[0]))]
-    else:
-        stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
-                  for j in range(len(leaves[0]))]
-        totals = sizes.sum(axis=1)
-        starts = np.cumsum(sizes, axis=1) - sizes
-        source_rows = np.where(position < count, (np.cumsum(totals) - totals)[client] + starts[client, step] + position, 0)
-        gathered = [leaf[source_rows] for leaf in stored]
-    block = optree.tree_unflatten(optree.tree_structure(plans[0].columns), gathered)
-    for fn in plans[0].element_fns + plans[0].batch_fns:
-        block = call(fn, block)
-    return block
-
-
-def _shared_maps(group: Sequence[ClientSource]) -> bool:
-    first = group[0].plan
-    keys = [s.facts.key if s.facts is not None else None for s in group]
-    if first is not None and None not in keys:  # keys name the column structure and the maps (see `plans`)
-        return all(k[2:4] == keys[0][2:4] for k in keys)  # type: ignore[index]
-    return first is not None and all(
-        (s.plan is None and not s.sizes.size)  # a client without batches adds no rows
-        or (s.plan is not None and same_functions(s.plan.element_fns, first.element_fns)
-            and same_functions(s.plan.batch_fns, first.batch_fns)
-            and optree.tree_structure(s.plan.columns) == optree.tree_structure(first.columns)) for s in group
-    )
-
-
-def _stack_rows(group: Sequence[ClientSource], geometry: tuple[np.ndarray, ...], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """The group's batches in `geometry`'s row order, padding rows zero (one copy per batch)."""
-    client, step, count, position = geometry[:4]
-    x, labels = np.zeros((len(client), dim), np.float32), np.zeros(len(client), np.intp)
-    firsts = np.flatnonzero((position == 0) & (count > 0))
-    for row, i, k in zip(firsts, client[firsts], step[firsts]):
-        bx, by = group[i].batches[k]
-        x[row:row + len(by)] = bx
-        labels[row:row + len(by)] = by
-    return x, labels
 
 
 _SKELETONS: "collections.OrderedDict[tuple[bytes, tuple[int, ...], bool], tuple[Any, ...]]" = collections.OrderedDict()
@@ -199,21 +105,21 @@ def make_chunk(model: SoftmaxRegression, group: list[ClientSource], by_client: b
     geometry, steps, real, denominators = _skeleton(sizes, by_client)
     client = geometry[0]
     x = labels = None
-    if len(client) and _shared_maps(group):
-        x, labels = unpack_batch(_gather_plans(group, sizes, geometry, by_client))
+    if len(client) and shared_maps(group):
+        x, labels = unpack_batch(gather_plans(group, sizes, geometry, by_client))
         ok = isinstance(x, np.ndarray) and isinstance(labels, np.ndarray) and x.dtype == np.float32
         ok = ok and x.shape == (len(client), model.input_dim) and labels.dtype.kind in "iu" and labels.size == len(client)
         if ok and not x.flags.writeable:
             x = x.copy()
         x, labels = (x, labels.reshape(-1)) if ok else (None, None)
     if x is None:
-        group = [_plan_batches(model, s) if s.plan is not None else s for s in group]
-        x, labels = _stack_rows(group, geometry, model.input_dim)
+        group = [plan_batches(model, s) if s.plan is not None else s for s in group]
+        x, labels = stack_rows(group, geometry, model.input_dim)
     else:
         x[~real] = 0
     assert labels is not None
     if labels.size and (labels.min() < 0 or labels.max() >= model.num_classes):
-        ordered = sorted((_plan_batches(model, s) if s.plan is not None else s) for s in group)
+        ordered = sorted((plan_batches(model, s) if s.plan is not None else s) for s in group)
         check_label_range(model, labels, model.num_classes, [(s.client, s.batches or []) for s in ordered])
     indices = np.array([s.client for s in group], np.int64)
     return Chunk(indices, sizes.sum(axis=1).astype(np.float32), x, labels, denominators, list(steps))

@@ -68,9 +68,9 @@ def is_elementwise(optimizer: Optimizer) -> bool:
 
 def _class_sums(values: np.ndarray, axis: int) -> np.ndarray:
     """Sums over the classes, kept as a length-1 axis (a matrix product on the last axis: faster than a reduction)."""
-    if axis == values.ndim - 1:
-        return np.matmul(values, np.ones((values.shape[-1], 1), values.dtype))
-    return values.sum(axis=axis, keepdims=True)
+    sums: np.ndarray = (np.matmul(values, np.ones((values.shape[-1], 1), values.dtype)) if axis == values.ndim - 1
+                        else values.sum(axis=axis, keepdims=True))
+    return sums
 
 
 def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1,
