@@ -32,7 +32,7 @@ def test_tutorial_preprocess_is_mapped_once_for_all_clients(sizes, drop_remainde
     lists = [[(np.asarray(x), np.asarray(y)) for x, y in d] for d in datasets]
     weights = AllEqual(weights_with_scale(rng, 1.0))
     want = run_client_work("loop", lists, weights)
-    monkeypatch.setattr(layout, "_stack_rows", lambda *a: pytest.fail("per-client batches were stacked"))
+    monkeypatch.setattr(layout, "stack_rows", lambda *a: pytest.fail("per-client batches were stacked"))
     assert_results_close(run_client_work("vectorized", datasets, weights), want)
 
 
