@@ -15,7 +15,8 @@ storage; for your own arrays, set ``array.flags.writeable = False`` before
 Entries hold the objects their keys name, so those ids stay unique.
 
 Kept, least recently used first out: each client's Gram matrix over its own
-rows, up to `GRAM_BYTES` in all; and each group of clients trained together
+batches (the packed lower block triangle of `fl_blocks.execution.dual.grams_of`),
+up to `GRAM_BYTES` in all; and each group of clients trained together
 (its chunk with the float32 rows, and the group's Gram matrix), up to
 `ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing;
 a round whose rows would not all fit keeps none (kept in part, a cycle of rounds
@@ -42,7 +43,7 @@ from fl_blocks.models.softmax import SoftmaxRegression
 
 __all__ = ["DUAL", "GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "note_seen", "warm"]
 
-#: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 140 MB).
+#: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 94 MB).
 GRAM_BYTES = 384 << 20
 #: Bytes of groups' float32 rows (and their Gram matrices) kept across rounds.
 ROWS_BYTES = 64 << 20
