@@ -99,9 +99,9 @@ def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.
 
 
 def _evict() -> None:
-    while _KEPT["gram"] > GRAM_BYTES:
+    while _KEPT["gram"] > GRAM_BYTES and _GRAMS:
         _KEPT["gram"] -= _GRAMS.popitem(last=False)[1].nbytes
-    while _KEPT["rows"] > ROWS_BYTES:
+    while _KEPT["rows"] > ROWS_BYTES and _GROUPS:
         gone = _GROUPS.popitem(last=False)[1]
         _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams)
 
@@ -134,22 +134,30 @@ def _client_grams(references: tuple[Any, ...], packed: np.ndarray, width: int, b
 
 
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
-           key: Key, keep_rows: bool) -> tuple[Chunk, np.ndarray]:
-    """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing."""
+           key: Key, keep_rows: bool) -> Optional[tuple[Chunk, np.ndarray]]:
+    """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing.
+
+    None when a computed Gram matrix is not finite (rows with NaN or inf, or so large that float32
+    products overflow): the group is stepped, as the loop computes it.
+    """
     chunk = make_chunk(model, group, by_client=True)
     width = slot_width(chunk)
     x = by_client_rows(chunk)
     if not _by_slot(group, width):  # no client's block can be cut out: the group's own, kept with the group only
         grams = grams_of(x, width)
+        if not np.isfinite(grams).all():
+            return None
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
         missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
         new, slot = (grams_of(x[missing], width) if missing else None), {i: j for j, i in enumerate(missing)}
+        if new is not None and not np.isfinite(new).all():
+            return None
         grams = np.ones((len(group), panel_span(len(chunk.steps) - 1, width).stop), np.float32)
         for i, facts in enumerate(found):
             if facts is None:
                 continue
             batches, rows = len(group[i].sizes), int(group[i].sizes.sum())
-            if new is not None and i in slot:
+            if new is not None and i in slot and facts.key not in _GRAMS:  # (a client twice in a round: kept once)
                 own = _client_grams(facts.references, new[slot[i]], width, batches, rows)
                 _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes
@@ -189,16 +197,16 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]], keep_ro
         key, found = _prepare(model, group) if DUAL != "never" else (None, [])
         missing = any(f is not None and f.key not in _GRAMS for f in found)
         if key is not None and missing and key not in _GROUPS and _worth_it(found):  # what helpers could not keep
-            _build(model, group, found, key, keep_rows)
+            _build(model, group, found, key, keep_rows)  # (None: the helper steps the group)
 
 
 def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
                    keep_rows: bool = True) -> Optional[tuple[Chunk, np.ndarray]]:
     """The group's by-client chunk and its Gram matrices (see `grams_of`), or None to train it by stepping.
 
-    None means its data may change between rounds, or fewer than half its
-    clients are known: neither kept nor seen in an earlier round (see
-    `note_seen` and `DUAL`). Otherwise the missing Gram matrices are computed
+    None means its data may change between rounds, fewer than half its
+    clients are known (neither kept nor seen in an earlier round: see
+    `note_seen` and `DUAL`), or a Gram matrix is not finite. Otherwise the missing Gram matrices are computed
     and kept, and the group's rows too when `keep_rows` (all the round's rows
     fit in `ROWS_BYTES`).
     """
@@ -209,7 +217,8 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
         if DUAL != "always":
             return None
         chunk = make_chunk(model, group, by_client=True)
-        return chunk, grams_of(by_client_rows(chunk), slot_width(chunk))
+        grams = grams_of(by_client_rows(chunk), slot_width(chunk))
+        return (chunk, grams) if np.isfinite(grams).all() else None
     clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
     entry = _GROUPS.get(key)
     if entry is not None:
@@ -217,5 +226,5 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
         return entry.chunk._replace(clients=clients), entry.grams
     if not _worth_it(found):
         return None
-    chunk, grams = _build(model, group, found, key, keep_rows)
-    return chunk._replace(clients=clients), grams
+    built = _build(model, group, found, key, keep_rows)
+    return None if built is None else (built[0]._replace(clients=clients), built[1])

@@ -129,8 +129,7 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
         here, row_panel = slice(k * width, (k + 1) * width), panel(grams[:active], k, width)
         if k:  # what batches 0..k-1 changed: sum_j K_kj U_j
             logits[:active, here] -= np.matmul(row_panel[:, :, :k * width], u[:active, :k * width])
-        grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2,
-                        shift_once=True)
+        grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2)
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
     return np.matmul(x.transpose(0, 2, 1), u), u.sum(axis=1)

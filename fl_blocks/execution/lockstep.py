@@ -30,8 +30,6 @@ __all__ = ["dlogits", "is_elementwise", "plain_sgd_rate", "train_chunk"]
 
 _EPS = np.float32(KERAS_EPSILON)
 _ONE_MINUS_EPS = np.float32(1 - KERAS_EPSILON)
-#: A shift by the largest of all logits needs them all within this of it: exp(-64) is a normal float32.
-_SHIFT_RANGE = 64
 
 
 def _state(optimizer: Optimizer, shapes: list[tuple[int, ...]], count: int) -> tuple[Any, list[bool]]:
@@ -73,20 +71,17 @@ def _class_sums(values: np.ndarray, axis: int) -> np.ndarray:
     return sums
 
 
-def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1,
-            shift_once: bool = False) -> np.ndarray:
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
     `logits` ``(clients, ...)`` hold the classes on `axis` (overwritten); `labels`
     and `classes` broadcast against them to the one-hot labels (or `labels` is
     the one-hot and `classes` is True), `denominators` (each row's real batch
     size, inf on padding rows) to the logits. The softmax subtracts each row's
-    largest logit, or with `shift_once` the largest of all where no logit is
-    `_SHIFT_RANGE` below it (no exponential underflows; it rounds as differently
-    as the logits themselves do, ~1e-6).
+    largest logit, as the loop does (one shift for all rows would round small
+    logits beside a large one).
     """
-    top = logits.max() if shift_once else None
-    logits -= top if top is not None and top - logits.min() < _SHIFT_RANGE else logits.max(axis=axis, keepdims=True)
+    logits -= logits.max(axis=axis, keepdims=True)
     exps = np.exp(logits, out=logits)
     probs = exps / _class_sums(exps, axis)
     onehot = labels if classes is True else labels == classes
