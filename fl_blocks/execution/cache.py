@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import plans
-from fl_blocks.execution.dual import by_client_rows, grams_of, panel_span, slot_width
+from fl_blocks.execution.dual import by_client_rows, grams_of, own_panels, panel_span, place_panels, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -126,13 +126,6 @@ def _group_bytes(chunk: Chunk, grams: np.ndarray) -> int:
     return chunk.x.nbytes + grams.nbytes
 
 
-def _client_grams(references: tuple[Any, ...], packed: np.ndarray, width: int, batches: int, rows: int) -> _Client:
-    """A client's own panels cut from its slot's: its batches' prefix, or its one batch's real rows."""
-    if batches > 1 or rows == width:
-        return _Client(references, packed[:panel_span(batches - 1, width).stop].copy(), width)
-    return _Client(references, packed[:width * width].reshape(width, width)[:rows, :rows].flatten(), rows)
-
-
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
            key: Key, keep_rows: bool) -> Optional[tuple[Chunk, np.ndarray]]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing.
@@ -158,16 +151,13 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
                 continue
             batches, rows = len(group[i].sizes), int(group[i].sizes.sum())
             if new is not None and i in slot and facts.key not in _GRAMS:  # (a client twice in a round: kept once)
-                own = _client_grams(facts.references, new[slot[i]], width, batches, rows)
+                own = _Client(facts.references, *own_panels(new[slot[i]], width, batches, rows))
                 _GRAMS[facts.key] = own
                 _KEPT["gram"] += own.nbytes
             else:
                 own = _GRAMS[facts.key]
                 _GRAMS.move_to_end(facts.key)
-            if own.width == width:
-                grams[i, :own.packed.size] = own.packed
-            else:  # one batch, narrower than the group's
-                grams[i, :width * width].reshape(width, width)[:rows, :rows] = own.packed.reshape(rows, rows)
+            place_panels(grams[i], own.packed, own.width, width)
     if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
         _KEPT["rows"] += _group_bytes(chunk, grams)

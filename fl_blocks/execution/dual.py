@@ -33,7 +33,7 @@ import numpy as np
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["by_client_rows", "grams_of", "panel", "panel_span", "slot_width", "train_dual"]
+__all__ = ["by_client_rows", "grams_of", "own_panels", "panel", "panel_span", "place_panels", "slot_width", "train_dual"]
 
 
 def slot_width(chunk: Chunk) -> int:
@@ -73,6 +73,22 @@ def grams_of(x: np.ndarray, width: int) -> np.ndarray:
         exact = here.astype(np.float64)
         out[:, :, k * width:] = np.matmul(exact, exact.transpose(0, 2, 1)) + 1
     return packed
+
+
+def own_panels(packed: np.ndarray, width: int, batches: int, rows: int) -> tuple[np.ndarray, int]:
+    """A client's packed panels cut from its slot's, and their width: its `batches`' prefix, or its one
+    batch's `rows` real rows when narrower than the slot (so they fit a group of any width)."""
+    if batches > 1 or rows == width:
+        return packed[:panel_span(batches - 1, width).stop].copy(), width
+    return packed[:width * width].reshape(width, width)[:rows, :rows].flatten(), rows
+
+
+def place_panels(slot: np.ndarray, packed: np.ndarray, own_width: int, width: int) -> None:
+    """Writes a client's `own_panels` into its slot of a group's packed panels of batch `width`."""
+    if own_width == width:
+        slot[:packed.size] = packed
+    else:  # one batch, narrower than the group's
+        slot[:width * width].reshape(width, width)[:own_width, :own_width] = packed.reshape(own_width, own_width)
 
 
 #: Relative error of a float32-rounded ``K_kk`` entry.
