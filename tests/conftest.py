@@ -20,6 +20,16 @@ TFF_REFERENCE = SHARED / "tff_reference"
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 
 
+@pytest.fixture
+def empty_cache():
+    """The executors' cross-round cache, emptied before and after the test (use: ``pytestmark``)."""
+    from fl_blocks.execution import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def require(path: pathlib.Path) -> pathlib.Path:
     """Skips the calling test, with the reason, when a shared file is absent."""
     if not path.exists():

@@ -27,11 +27,7 @@ from test_executors import CLASSES, DIM, assert_results_close, run_client_work, 
 from test_shared_maps import scaled_preprocess
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 def batch_format_fn(element):

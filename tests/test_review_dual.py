@@ -13,20 +13,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fl_blocks.algorithms import build_gradient_clipping_client_work
-from fl_blocks.execution import cache
-from fl_blocks.models import ModelWeights, SoftmaxRegression
-from fl_blocks.optimizers import build_sgdm
+from fl_blocks.models import ModelWeights
 from fl_blocks.placements import AllEqual
 from fl_blocks.simulation.datasets import ClientData, pixels_to_float32
 from test_executors import DIM, assert_results_close, run_client_work, weights_with_scale
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 def frozen_client_data(rng, sizes, writeable=False):

@@ -18,11 +18,7 @@ from fl_blocks.simulation.datasets import ClientData
 from test_executors import CLASSES, DIM, assert_results_close, run_client_work, weights_with_scale
 
 
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("empty_cache")
 
 
 def test_one_softmax_shift_for_the_whole_chunk_rounds_away_another_clients_update(monkeypatch):
