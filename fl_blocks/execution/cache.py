@@ -196,9 +196,9 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
 
     None means its data may change between rounds, fewer than half its
     clients are known (neither kept nor seen in an earlier round: see
-    `note_seen` and `DUAL`), or a Gram matrix is not finite. Otherwise the missing Gram matrices are computed
-    and kept, and the group's rows too when `keep_rows` (all the round's rows
-    fit in `ROWS_BYTES`).
+    `note_seen` and `DUAL`), or a Gram matrix is not finite. Otherwise the
+    missing Gram matrices are computed and kept, and the group's rows too when
+    `keep_rows` (all the round's rows fit in `ROWS_BYTES`).
     """
     if DUAL == "never":
         return None
