@@ -62,13 +62,12 @@ def plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSource
     return source._replace(batches=checked_batch_list(model, model.input_dim, batches, source.client), plan=None, facts=None)
 
 
-def _in_slots(leaves: list[list[np.ndarray]], plans: list[ArrayPlan], used: list[int], j: int, slot: int) -> np.ndarray:
-    """Leaf `j` of each client's first `used` rows at the start of its `slot`-row slot, padding repeating its row 0."""
-    first = [ls[j][:n] if p.rows is None else ls[j][p.rows[:n]] for ls, p, n in zip(leaves, plans, used)]
-    block = np.empty((len(first), slot) + first[0].shape[1:], np.result_type(*first))
-    for i, (rows, n) in enumerate(zip(first, used)):
-        block[i, :n] = rows
-        block[i, n:] = rows[0]
+def _in_slots(per_client: list[np.ndarray], slot: int) -> np.ndarray:
+    """Each client's rows of one leaf at the start of its `slot`-row slot, padding repeating its row 0."""
+    block = np.empty((len(per_client), slot) + per_client[0].shape[1:], np.result_type(*per_client))
+    for i, rows in enumerate(per_client):
+        block[i, :len(rows)] = rows
+        block[i, len(rows):] = rows[0]
     return block.reshape((-1,) + block.shape[2:])
 
 
@@ -78,12 +77,13 @@ def gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tup
     plans = [s.plan for s in group if s.plan is not None]
     used = [int(s.sizes.sum()) for s in group if s.plan is not None]  # rows in its batches: drop_remainder drops the tail
     leaves = [optree.tree_leaves(p.columns) for p in plans]
+    per_leaf = [[ls[j][:n] if p.rows is None else ls[j][p.rows[:n]] for ls, p, n in zip(leaves, plans, used)]
+                for j in range(len(leaves[0]))]  # each leaf's rows, client by client
     width = int(geometry[5][0]) if len(geometry[5]) else 0
     if by_client and ((sizes[:, :-1] == width) | (sizes[:, 1:] == 0)).all():  # each client's rows fill its slot's start
-        gathered = [_in_slots(leaves, plans, used, j, len(client) // len(group)) for j in range(len(leaves[0]))]
+        gathered = [_in_slots(per_client, len(client) // len(group)) for per_client in per_leaf]
     else:
-        stored = [np.concatenate([(ls[j][:n] if p.rows is None else ls[j][p.rows[:n]]) for ls, p, n in zip(leaves, plans, used)])
-                  for j in range(len(leaves[0]))]
+        stored = [np.concatenate(per_client) for per_client in per_leaf]
         totals = sizes.sum(axis=1)
         starts = np.cumsum(sizes, axis=1) - sizes
         source_rows = np.where(position < count, (np.cumsum(totals) - totals)[client] + starts[client, step] + position, 0)
