@@ -35,7 +35,7 @@ import optree
 from fl_blocks.execution.functions import function_parts
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan
 
-__all__ = ["PlanFacts", "facts", "forget", "read_only_throughout", "MAX_PLANS"]
+__all__ = ["PlanFacts", "facts", "forget", "maps_part", "read_only_throughout", "MAX_PLANS"]
 
 #: Plans remembered at once (a round of 3,400 clients needs 3,400).
 MAX_PLANS = 1 << 16
@@ -86,6 +86,11 @@ def _function_key(fn: Callable[..., Any]) -> Optional[tuple[Any, ...]]:
     return code, id(namespace), id(owner), keywords, tuple(ids)
 
 
+def maps_part(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The part of a plan key that names its column structure and maps: equal for plans whose rows one map call serves."""
+    return key[2:4]
+
+
 def _sizes(plan: ArrayPlan) -> np.ndarray:
     assert plan.batch_size is not None
     full, rest = divmod(plan.num_rows, plan.batch_size)
@@ -103,7 +108,7 @@ def _work_out(plan: ArrayPlan) -> PlanFacts:
     if plan.rows is not None or not all(read_only_throughout(leaf) for leaf in leaves) or None in functions:
         return PlanFacts(sizes, None, ())  # a reordered pass (shuffle, take, skip) may differ next round
     ids = tuple(id(leaf) for leaf in leaves)
-    key = ids, _EPOCHS.get(ids, 0), structure, functions, plan.drop_remainder, sizes.tobytes()
+    key = ids, _EPOCHS.get(ids, 0), structure, functions, plan.drop_remainder, sizes.tobytes()  # see `maps_part`
     return PlanFacts(sizes, key, (plan, *leaves, *fns), tuple(leaves))
 
 

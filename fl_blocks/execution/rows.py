@@ -21,7 +21,7 @@ import optree
 
 from fl_blocks.execution.batches import checked_batch_list
 from fl_blocks.execution.functions import same_functions
-from fl_blocks.execution.plans import PlanFacts, facts
+from fl_blocks.execution.plans import PlanFacts, facts, maps_part
 from fl_blocks.models.softmax import SoftmaxRegression
 from fl_blocks.simulation.datasets.array_plan import ArrayPlan, call
 
@@ -97,8 +97,8 @@ def gather_plans(group: Sequence[ClientSource], sizes: np.ndarray, geometry: tup
 def shared_maps(group: Sequence[ClientSource]) -> bool:
     first = group[0].plan
     keys = [s.facts.key if s.facts is not None else None for s in group]
-    if first is not None and None not in keys:  # keys name the column structure and the maps (see `plans`)
-        return all(k[2:4] == keys[0][2:4] for k in keys)  # type: ignore[index]
+    if first is not None and None not in keys:
+        return all(maps_part(k) == maps_part(keys[0]) for k in keys)  # type: ignore[arg-type]
     return first is not None and all(
         (s.plan is None and not s.sizes.size)  # a client without batches adds no rows
         or (s.plan is not None and same_functions(s.plan.element_fns, first.element_fns)
