@@ -1,0 +1,52 @@
+"""Hot-path rewrites that must give the very values of the plain NumPy expression they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fl_blocks.execution.lockstep import _class_max, dlogits
+from fl_blocks.simulation.datasets.client_data import pixels_to_float32
+
+floats = st.floats(width=32, allow_nan=True, allow_infinity=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=13), elements=floats))
+def test_class_max_by_halving_is_numpys_max_over_the_last_axis(values):
+    expected = values.max(axis=-1, keepdims=True)
+    np.testing.assert_array_equal(_class_max(values, values.ndim - 1), expected)  # NaN where np.max has NaN
+    copy = values.copy()
+    _class_max(values, values.ndim - 1)
+    np.testing.assert_array_equal(values, copy)  # its input is left alone
+
+
+def test_class_max_on_another_axis_is_numpys_max():
+    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)[:, ::-1]
+    np.testing.assert_array_equal(_class_max(values, 1), values.max(axis=1, keepdims=True))
+
+
+def test_dlogits_softmax_shift_is_each_rows_own_maximum():
+    logits = np.array([[[3.0, 1.0, 2.0, -1.0, 7.0]], [[-5.0, -9.0, -4.0, -4.5, -8.0]]], np.float32)
+    onehot = np.zeros_like(logits, bool)
+    onehot[:, :, 0] = True
+    got = dlogits(logits.copy(), onehot, np.ones((2, 1, 1), np.float32), True, axis=2)
+    exps = np.exp(logits.astype(np.float64) - logits.max(axis=2, keepdims=True))  # float64 oracle
+    np.testing.assert_allclose(got, exps / exps.sum(axis=2, keepdims=True) - onehot, atol=1e-7)
+
+
+def test_pixels_to_float32_gives_each_byte_over_255_in_float32():
+    stored = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = np.array([np.float32(b) / np.float32(255) for b in range(256)], np.float32).reshape(16, 16)  # scalar by scalar
+    out = pixels_to_float32({"label": np.int32(2), "pixels": stored})
+    assert out["pixels"].dtype == np.float32 and list(out) == ["label", "pixels"]
+    np.testing.assert_array_equal(out["pixels"], expected)
+    assert pixels_to_float32({"label": 0, "pixels": np.uint8(51)})["pixels"] == expected.flat[51]  # one element's scalar
+
+
+def test_pixels_to_float32_of_other_dtypes_converts_then_divides():
+    for stored in (np.array([0.0, 0.5, 255.0]), np.array([0, 7, 300], np.int64), np.array([True, False])):
+        out = pixels_to_float32({"label": 0, "pixels": stored})["pixels"]
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, stored.astype(np.float32) / np.float32(255))
