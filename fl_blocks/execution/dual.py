@@ -121,22 +121,19 @@ def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32
     return rate
 
 
-def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray, shared: bool,
+def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
                learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
     """The updates ``(X^T U^T, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
     `kernel` ``(clients, dim, classes)`` and `bias` ``(clients, classes)`` are the
-    initial weights; when `shared`, every client starts from ``kernel[0], bias[0]``.
+    initial weights (broadcast views when every client starts from the same).
     Returns kernel updates ``(clients, dim, classes)`` and bias updates.
     """
     count, steps = len(chunk.clients), len(chunk.steps)
     width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
-    if shared:  # one matrix product for every row of the chunk
-        logits = np.matmul(chunk.x, kernel[0]).reshape(count, rows, classes)
-    else:
-        logits = np.matmul(x, kernel)
+    logits = np.matmul(x, kernel)  # client by client (a broadcast kernel too): BLAS's small-matrix path, no packing
     logits += bias[:, None, :]
     onehot = chunk.labels.reshape(count, rows, 1) == np.arange(classes)
     denominators = chunk.denominators.reshape(count, rows, 1)

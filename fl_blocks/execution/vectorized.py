@@ -76,7 +76,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
             if planned is not None:
                 chunk, grams = planned
                 kernels[chunk.clients], biases[chunk.clients] = train_dual(
-                    chunk, grams, *initial(chunk.clients, False), shared, sgd_rate, clip)
+                    chunk, grams, *initial(chunk.clients, False), sgd_rate, clip)
             else:
                 chunk = make_chunk(model, groups[g])
                 kernel, bias = initial(chunk.clients, True)
