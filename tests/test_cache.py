@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fl_blocks.algorithms import build_gradient_clipping_client_work
-from fl_blocks.execution import cache, layout, processes as processes_module, vectorized
+from fl_blocks.execution import cache, client_grams, layout, processes as processes_module, vectorized
 from fl_blocks.models import SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
 from fl_blocks.placements import AllEqual
@@ -67,11 +67,12 @@ def assert_identical(got, want):
 
 
 def kept():
-    return len(cache._GRAMS), len(cache._GROUPS)
+    return len(client_grams._GRAMS), len(cache._GROUPS)
 
 
 def no_more_grams(monkeypatch):
-    monkeypatch.setattr(cache, "grams_of", lambda *a: pytest.fail("a Gram matrix was recomputed: cache miss"))
+    for module in (cache, client_grams):
+        monkeypatch.setattr(module, "grams_of", lambda *a: pytest.fail("a Gram matrix was recomputed: cache miss"))
 
 
 def small_groups(monkeypatch, max_rows=16):
@@ -87,7 +88,7 @@ def test_read_only_data_is_stepped_then_kept_then_hit(monkeypatch):
     weights = AllEqual(weights_with_scale(rng, 1.0))
     want = run_client_work("loop", as_lists(datasets_of(train)), weights)
     first = run_client_work("vectorized", datasets_of(train), weights)  # first sight: stepped, nothing kept
-    assert kept() == (0, 0) and len(cache._SEEN) == len(SIZES)
+    assert kept() == (0, 0) and len(client_grams._SEEN) == len(SIZES)
     second = run_client_work("vectorized", datasets_of(train), weights)  # new Dataset objects, same storage
     assert kept() == (len(SIZES), 1)
     no_more_grams(monkeypatch)
@@ -121,7 +122,7 @@ def test_writeable_arrays_are_never_kept_and_in_place_changes_are_seen():
     weights = AllEqual(weights_with_scale(rng, 1.0))
     datasets = datasets_of(train)
     first = [run_client_work("vectorized", datasets, weights) for _ in range(2)][-1]
-    assert kept() == (0, 0) and not cache._SEEN
+    assert kept() == (0, 0) and not client_grams._SEEN
     for tree in columns.values():  # the caller's own arrays, changed under the same Dataset objects
         tree["pixels"][...] = 255 - tree["pixels"]
         tree["label"][...] = (tree["label"] + 1) % CLASSES
@@ -151,12 +152,12 @@ def test_tiny_gram_budget_is_kept_and_results_stay_right(monkeypatch):
     weights = AllEqual(weights_with_scale(rng, 1.0))
     small_groups(monkeypatch)
     budget = 1500
-    monkeypatch.setattr(cache, "GRAM_BYTES", budget)
+    monkeypatch.setattr(client_grams, "GRAM_BYTES", budget)
     monkeypatch.setattr(cache, "ROWS_BYTES", 0)
     want = run_client_work("loop", as_lists(datasets_of(train)), weights)
     for _ in range(4):
         assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
-        assert sum(c.nbytes for c in cache._GRAMS.values()) <= budget
+        assert sum(c.nbytes for c in client_grams._GRAMS.values()) <= budget
     assert 0 < kept()[0] < 8  # some kept, some evicted
 
 
@@ -180,7 +181,7 @@ def test_reshuffled_dataset_is_not_kept_and_matches_the_loop_each_round():
     rounds = []
     for _ in range(3):
         got = run_client_work("vectorized", mine, weights)
-        assert kept() == (0, 0) and not cache._SEEN
+        assert kept() == (0, 0) and not client_grams._SEEN
         assert_results_close(got, run_client_work("loop", as_lists(twins), weights))
         rounds.append(got)
     assert not np.array_equal(rounds[0][4].update[0], rounds[1][4].update[0])  # the order really changed
@@ -220,6 +221,27 @@ def test_a_group_with_an_empty_client_is_kept():
     for _ in range(2):
         run_client_work("vectorized", datasets_of(train), AllEqual(weights_with_scale(np.random.default_rng(0), 1.0)))
     assert kept() == (2, 1)
+
+
+def test_a_client_without_a_finite_gram_matrix_is_stepped_without_computing_it_again(monkeypatch):
+    rng = np.random.default_rng(10)
+    columns = collections.OrderedDict(
+        (f"c{i}", collections.OrderedDict(label=rng.integers(0, CLASSES, n).astype(np.int32),
+                                          pixels=rng.integers(0, 256, (n, 2, 3)).astype(np.float32)))
+        for i, n in enumerate([7, 9]))
+    columns["c1"]["pixels"][4, 0, 0] = np.nan
+    for tree in columns.values():
+        for array in tree.values():
+            array.flags.writeable = False
+    train = ClientData.from_arrays(columns, element_fn=pixels_to_float32)
+    weights = AllEqual(weights_with_scale(rng, 1.0))
+    want = run_client_work("loop", as_lists(datasets_of(train)), weights)
+    assert np.isnan(want[1].update[0]).any() and np.isfinite(want[0].update[0]).all()
+    for _ in range(2):  # seen, then its Gram matrix computed: not finite, so nothing kept
+        assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
+    assert len(client_grams._NOT_FINITE) == 1 and kept() == (0, 0)
+    no_more_grams(monkeypatch)
+    assert_results_close(run_client_work("vectorized", datasets_of(train), weights), want)
 
 
 def test_a_hit_still_checks_labels_against_the_model():

@@ -10,7 +10,7 @@ import collections
 import numpy as np
 import pytest
 
-from fl_blocks.execution import cache
+from fl_blocks.execution import cache, client_grams
 from fl_blocks.models import ModelWeights
 from fl_blocks.optimizers import build_sgdm
 from fl_blocks.placements import AllEqual
@@ -43,9 +43,9 @@ def test_one_softmax_shift_for_the_whole_chunk_rounds_away_another_clients_updat
 
 def test_a_client_twice_in_one_round_does_not_break_the_gram_budget(monkeypatch):
     """The same dataset twice in a round: `_build` computes its Gram matrix for both slots and adds its bytes
-    to _KEPT["gram"] twice for one entry; the extra bytes are never returned, and `_evict` pops an empty
+    to the kept bytes twice for one entry; the extra bytes are never returned, and `_evict` pops an empty
     OrderedDict (KeyError) once they exceed GRAM_BYTES (here 0: keep no client's Gram). Pre-existing."""
-    monkeypatch.setattr(cache, "GRAM_BYTES", 0)
+    monkeypatch.setattr(client_grams, "GRAM_BYTES", 0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(9, DIM)).astype(np.float32), rng.integers(0, CLASSES, 9).astype(np.int32)
     x.flags.writeable = y.flags.writeable = False

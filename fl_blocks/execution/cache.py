@@ -15,8 +15,8 @@ storage; for your own arrays, set ``array.flags.writeable = False`` before
 Entries hold the objects their keys name, so those ids stay unique.
 
 Kept, least recently used first out: each client's Gram matrix over its own
-batches (the packed lower block triangle of `fl_blocks.execution.dual.grams_of`),
-up to `GRAM_BYTES` in all; and each group of clients trained together
+batches, and whether it was seen or its Gram matrix is not finite
+(`fl_blocks.execution.client_grams`); and each group of clients trained together
 (its chunk with the float32 rows, and the group's Gram matrix), up to
 `ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing;
 a round whose rows would not all fit keeps none (kept in part, a cycle of rounds
@@ -24,7 +24,7 @@ would evict each group before it comes back).
 Entries and remembered plans hold their datasets' arrays alive: `clear()`
 empties the cache and lets them go.
 
->>> clear(); len(_GRAMS), len(_GROUPS)
+>>> clear(); len(_GROUPS), client_grams.kept_bytes()
 (0, 0)
 """
 
@@ -36,19 +36,15 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from fl_blocks.execution import plans
-from fl_blocks.execution.dual import by_client_rows, grams_of, own_panels, panel_span, place_panels, slot_width
+from fl_blocks.execution import client_grams, plans
+from fl_blocks.execution.dual import by_client_rows, grams_of, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
-__all__ = ["DUAL", "GRAM_BYTES", "ROWS_BYTES", "chunk_and_gram", "clear", "note_seen", "warm"]
+__all__ = ["DUAL", "ROWS_BYTES", "chunk_and_gram", "clear", "note_seen", "warm"]
 
-#: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 94 MB).
-GRAM_BYTES = 384 << 20
 #: Bytes of groups' float32 rows (and their Gram matrices) kept across rounds.
 ROWS_BYTES = 64 << 20
-#: Clients remembered as seen.
-MAX_SEEN = 1 << 20
 #: Which groups train in dual form: "auto" (every client's Gram matrix is kept, or it was seen in an
 #: earlier round), "always" (also data that cannot be kept: its Gram matrices are computed and dropped)
 #: or "never". Results agree to float32 rounding either way; "always" and "never" are for tests.
@@ -63,27 +59,15 @@ class _Group(NamedTuple):
     grams: np.ndarray
 
 
-class _Client(NamedTuple):
-    references: tuple[Any, ...]
-    packed: np.ndarray  # its batches' packed Gram panels (see `grams_of`), batch width `width`
-    width: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.packed.nbytes
-
-
-_GRAMS: "collections.OrderedDict[Key, _Client]" = collections.OrderedDict()
 _GROUPS: "collections.OrderedDict[Key, _Group]" = collections.OrderedDict()
-_SEEN: "collections.OrderedDict[Key, None]" = collections.OrderedDict()
-_KEPT = {"gram": 0, "rows": 0}  # bytes held by _GRAMS and _GROUPS
+_KEPT = {"rows": 0}  # bytes held by _GROUPS
 
 
 def clear() -> None:
     """Forgets every kept Gram matrix, chunk and seen client, and the plans they were keyed by."""
-    for table in (_GRAMS, _GROUPS, _SEEN):
-        table.clear()
-    _KEPT.update(gram=0, rows=0)
+    _GROUPS.clear()
+    _KEPT.update(rows=0)
+    client_grams.clear()
     plans.forget()
 
 
@@ -98,23 +82,9 @@ def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.
     return found
 
 
-def _evict() -> None:
-    while _KEPT["gram"] > GRAM_BYTES and _GRAMS:
-        _KEPT["gram"] -= _GRAMS.popitem(last=False)[1].nbytes
-    while _KEPT["rows"] > ROWS_BYTES and _GROUPS:
-        gone = _GROUPS.popitem(last=False)[1]
-        _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams)
-
-
 def note_seen(groups: Sequence[Sequence[ClientSource]]) -> None:
     """Remembers the clients of a round, so their Gram matrices are kept when they come back."""
-    for group in groups:
-        for facts in _client_keys(group) or ():
-            if facts is not None:
-                _SEEN[facts.key] = None
-                _SEEN.move_to_end(facts.key)
-    while len(_SEEN) > MAX_SEEN:
-        _SEEN.popitem(last=False)
+    client_grams.note_seen(f.key for group in groups for f in _client_keys(group) or () if f is not None)
 
 
 def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
@@ -130,38 +100,26 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
            key: Key, keep_rows: bool) -> Optional[tuple[Chunk, np.ndarray]]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing.
 
-    None when a computed Gram matrix is not finite (rows with NaN or inf, or so large that float32
-    products overflow): the group is stepped, as the loop computes it.
+    None when a client's Gram matrix is not finite, now or in an earlier round: the group is stepped,
+    as the loop computes it.
     """
+    if client_grams.not_finite(found):
+        return None
     chunk = make_chunk(model, group, by_client=True)
     width = slot_width(chunk)
     x = by_client_rows(chunk)
     if not _by_slot(group, width):  # no client's block can be cut out: the group's own, kept with the group only
-        grams = grams_of(x, width)
-        if not np.isfinite(grams).all():
-            return None
+        grams = client_grams.group_grams(x, width, found)
     else:  # clients' blocks in their slots; padding rows have x = 0, so 1 there
-        missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
-        new, slot = (grams_of(x[missing], width) if missing else None), {i: j for j, i in enumerate(missing)}
-        if new is not None and not np.isfinite(new).all():
-            return None
-        grams = np.ones((len(group), panel_span(len(chunk.steps) - 1, width).stop), np.float32)
-        for i, facts in enumerate(found):
-            if facts is None:
-                continue
-            batches, rows = len(group[i].sizes), int(group[i].sizes.sum())
-            if new is not None and i in slot and facts.key not in _GRAMS:  # (a client twice in a round: kept once)
-                own = _Client(facts.references, *own_panels(new[slot[i]], width, batches, rows))
-                _GRAMS[facts.key] = own
-                _KEPT["gram"] += own.nbytes
-            else:
-                own = _GRAMS[facts.key]
-                _GRAMS.move_to_end(facts.key)
-            place_panels(grams[i], own.packed, own.width, width)
+        grams = client_grams.assemble(x, width, len(chunk.steps), [s.sizes for s in group], found)
+    if grams is None:
+        return None
     if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
         _KEPT["rows"] += _group_bytes(chunk, grams)
-    _evict()
+    while _KEPT["rows"] > ROWS_BYTES and _GROUPS:
+        gone = _GROUPS.popitem(last=False)[1]
+        _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams)
     return chunk, grams
 
 
@@ -169,7 +127,7 @@ def _worth_it(found: Sequence[Optional[plans.PlanFacts]]) -> bool:
     """Dual form for a group when at least half its clients are known (Gram matrix kept, or seen before)."""
     if DUAL != "auto":
         return DUAL == "always"
-    known = [f.key in _GRAMS or f.key in _SEEN for f in found if f is not None]
+    known = [client_grams.is_known(f.key) for f in found if f is not None]
     return 2 * sum(known) >= len(known)
 
 
@@ -185,7 +143,7 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]], keep_ro
     """Computes and keeps the Gram matrices `chunk_and_gram` would compute for `groups` (before forking helpers)."""
     for group in groups:
         key, found = _prepare(model, group) if DUAL != "never" else (None, [])
-        missing = any(f is not None and f.key not in _GRAMS for f in found)
+        missing = any(f is not None and not client_grams.is_kept(f.key) for f in found)
         if key is not None and missing and key not in _GROUPS and _worth_it(found):  # what helpers could not keep
             _build(model, group, found, key, keep_rows)  # (None: the helper steps the group)
 
