@@ -55,7 +55,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     keep_rows = sum(costs) * model.input_dim * 4 <= cache.ROWS_BYTES  # else a cycle of rounds would miss every time
     allocate = shared_empty if processes > 1 else np.empty
     count, shared = len(client_data), isinstance(weights, AllEqual)
-    kernels = allocate((count, model.input_dim, model.num_classes), np.float32)
+    kernels = allocate((count, model.num_classes, model.input_dim), np.float32)  # transposed, as both paths compute them
     biases = allocate((count, model.num_classes), np.float32)
     num_examples = allocate((count,), np.float32)
     idle = [s.client for s in sources if not len(s.sizes)]  # no batches: in no group, a zero update
@@ -81,7 +81,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
                 chunk = make_chunk(model, groups[g])
                 kernel, bias = initial(chunk.clients, True)
                 trained = train_chunk(chunk, kernel, bias, optimizer, clip_norm)
-                kernels[chunk.clients] = np.subtract(kernel, trained[0], out=trained[0]).transpose(0, 2, 1)
+                kernels[chunk.clients] = np.subtract(kernel, trained[0], out=trained[0])
                 biases[chunk.clients] = np.subtract(bias, trained[1], out=trained[1])
             num_examples[chunk.clients] = chunk.num_examples
 
@@ -90,4 +90,4 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     run_shares(work, balanced_shares(costs, processes) if processes > 1 else [list(range(len(groups)))])
     if sgd_rate is not None:
         cache.note_seen(groups)
-    return StackedClients(ClientResult(update=[kernels, biases], update_weight=num_examples))
+    return StackedClients(ClientResult(update=[kernels.transpose(0, 2, 1), biases], update_weight=num_examples))
