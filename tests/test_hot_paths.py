@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fl_blocks.execution import dual
 from fl_blocks.execution.lockstep import _class_max, dlogits
 from fl_blocks.simulation.datasets.client_data import pixels_to_float32
 
@@ -50,3 +51,28 @@ def test_pixels_to_float32_of_other_dtypes_converts_then_divides():
         out = pixels_to_float32({"label": 0, "pixels": stored})["pixels"]
         assert out.dtype == np.float32
         np.testing.assert_array_equal(out, stored.astype(np.float32) / np.float32(255))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 140), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_forward_of_a_shared_kernel_is_every_clients_product(count, rows, dim, seed):
+    """A few clients' rows to a product (a remainder of clients on its own): each row's logits to float32
+    rounding of the float64 oracle, and exactly the per-client product where one client is alone."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count, rows, dim)).astype(np.float32)
+    kernel = rng.normal(size=(dim, 3)).astype(np.float32)
+    got = dual.forward(x, np.broadcast_to(kernel, (count, dim, 3)))
+    oracle = np.matmul(x.astype(np.float64), kernel.astype(np.float64))
+    bound = np.matmul(np.abs(x.astype(np.float64)), np.abs(kernel.astype(np.float64))) * dim * 2.0 ** -23
+    assert got.shape == oracle.shape and got.dtype == np.float32
+    assert (np.abs(got - oracle) <= bound).all()
+    stacked = rng.normal(size=(count, dim, 3)).astype(np.float32)  # one kernel per client: client by client
+    np.testing.assert_array_equal(dual.forward(x, stacked), np.matmul(x, stacked))
+
+
+def test_forward_keeps_the_kernels_dtype():
+    x = np.ones((5, 100, 4), np.float32)
+    kernel = np.broadcast_to(np.arange(8.0).reshape(4, 2), (5, 4, 2))  # float64
+    got = dual.forward(x, kernel)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.matmul(x, kernel))
