@@ -137,7 +137,8 @@ def forward(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     count, rows, dim = x.shape
     per = min(count, max(1, FORWARD_ROWS // rows)) if rows and kernel.strides[0] == 0 else 1
     if per <= 1:
-        return np.matmul(x, kernel)
+        alone: np.ndarray = np.matmul(x, kernel)
+        return alone
     whole = count - count % per
     logits = np.empty((count, rows, kernel.shape[-1]), np.result_type(x, kernel))
     np.matmul(x[:whole].reshape(whole // per, per * rows, dim), kernel[0], out=logits[:whole].reshape(whole // per, per * rows, -1))
