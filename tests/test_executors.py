@@ -296,3 +296,18 @@ def test_empty_batch_is_refused_by_both_executors():
     for executor in ("vectorized", "loop"):
         with pytest.raises(ValueError, match="client 0, batch 0: the batch has no examples"):
             run_client_work(executor, [[empty]], AllEqual(weights_with_scale(np.random.default_rng(0), 1.0)))
+
+
+def test_float64_weights_give_the_loops_float64_updates_with_either_executor():
+    """The vectorized executor computes in float32; weights of another dtype go to the loop, as given."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((9, DIM)).astype(np.float32), rng.integers(0, CLASSES, 9).astype(np.int32)
+    data = [[(x[:4], y[:4]), (x[4:], y[4:])], [(x[:2], y[:2])]]
+    weights = ModelWeights(trainable=[rng.normal(size=(DIM, CLASSES)), rng.normal(size=(CLASSES,))], non_trainable=[])
+    for placed in (AllEqual(weights), [weights, weights]):
+        want = run_client_work("loop", data, placed)
+        got = run_client_work("vectorized", data, placed)
+        for g, w in zip(got, want):
+            assert [u.dtype for u in g.update] == [np.float64, np.float64]
+            for a, b in zip(g.update, w.update):
+                np.testing.assert_array_equal(a, b)

@@ -107,6 +107,12 @@ def _processes(processes: Optional[int]) -> int:
     return processes
 
 
+def _all_float32(weights: Sequence[ModelWeights] | AllEqual[ModelWeights], count: int) -> bool:
+    """Whether every client's trainable weights are float32 arrays (what the vectorized executor computes in)."""
+    clients = [weights.value] if isinstance(weights, AllEqual) else [weights[i] for i in range(count)]
+    return all(getattr(leaf, "dtype", None) == np.float32 for w in clients for leaf in w.trainable)
+
+
 def build_gradient_clipping_client_work(
     model_fn: Callable[[], Model], optimizer: Optimizer, clip_norm: float = 1.0, *, executor: str = "auto",
     processes: Optional[int] = 1,
@@ -119,7 +125,8 @@ def build_gradient_clipping_client_work(
     (plain SGD in dual form, see `fl_blocks.execution.dual`) agrees with the
     loop to float32 rounding: within 1e-6 on the tutorial's EMNIST rounds, and
     within a few dozen float32 ulps of the largest weight or update when those
-    are large. With `processes` > 1
+    are large. It computes in float32: weights of another dtype (e.g. float64)
+    are trained by the loop, whose updates keep their dtype. With `processes` > 1
     (None: one per CPU) the vectorized executor shares large rounds out to
     forked helper processes (POSIX), with identical results.
     """
@@ -147,7 +154,7 @@ def build_gradient_clipping_client_work(
         return ()
 
     def next_fn(state: tuple[()], weights: Sequence[ModelWeights] | AllEqual[ModelWeights], client_data: Sequence[Any]) -> MeasuredProcessOutput:
-        if vectorized:
+        if vectorized and _all_float32(weights, len(client_data)):  # (other dtypes: the loop, in theirs)
             assert isinstance(model, SoftmaxRegression)
             return MeasuredProcessOutput(state, client_results(model, optimizer, clip_norm, weights, client_data, processes), ())
         results = [train_client(weights[i], dataset, i) for i, dataset in enumerate(client_data)]
