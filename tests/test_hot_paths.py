@@ -56,8 +56,8 @@ def test_pixels_to_float32_of_other_dtypes_converts_then_divides():
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 9), st.integers(1, 140), st.integers(1, 9), st.integers(0, 2**32 - 1))
 def test_forward_of_a_shared_kernel_is_every_clients_product(count, rows, dim, seed):
-    """A few clients' rows to a product (a remainder of clients on its own): each row's logits to float32
-    rounding of the float64 oracle, and exactly the per-client product where one client is alone."""
+    """One product for every client's rows: each row's logits to float32 rounding of the float64 oracle;
+    one kernel per client: exactly the per-client product."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(count, rows, dim)).astype(np.float32)
     kernel = rng.normal(size=(dim, 3)).astype(np.float32)
@@ -71,7 +71,7 @@ def test_forward_of_a_shared_kernel_is_every_clients_product(count, rows, dim, s
 
 
 def test_forward_keeps_the_kernels_dtype():
-    x = np.ones((5, 100, 4), np.float32)
+    x = np.ones((5, 3, 4), np.float32)
     kernel = np.broadcast_to(np.arange(8.0).reshape(4, 2), (5, 4, 2))  # float64
     got = dual.forward(x, kernel)
     assert got.dtype == np.float64

@@ -33,7 +33,7 @@ import numpy as np
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
-__all__ = ["FORWARD_ROWS", "by_client_rows", "forward", "grams_of", "own_panels", "panel", "panel_span", "place_panels", "slot_width", "train_dual"]
+__all__ = ["by_client_rows", "forward", "grams_of", "own_panels", "panel", "panel_span", "place_panels", "slot_width", "train_dual"]
 
 
 def slot_width(chunk: Chunk) -> int:
@@ -121,29 +121,20 @@ def _rates(squares: np.ndarray, learning_rate: np.float32, clip_norm: np.float32
     return rate
 
 
-#: Rows per forward product when every client starts from the same kernel: a few clients' rows, enough for
-#: BLAS threads, few enough that no large operand is packed (one product for all rows is slower).
-FORWARD_ROWS = 256
-
-
 def forward(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``X W0`` per client ``(clients, rows, classes)`` of by-client rows `x`; a few clients to a product when
-    `kernel` is one kernel broadcast to every client (see `FORWARD_ROWS`).
+    """``X W0`` per client ``(clients, rows, classes)`` of by-client rows `x`: one matrix product for all rows when
+    `kernel` is one kernel broadcast to every client (BLAS threads share it; per client or per few clients is slower).
 
     >>> x, kernel = np.ones((3, 2, 4), np.float32), np.broadcast_to(np.eye(4, 2, dtype=np.float32), (3, 4, 2))
     >>> forward(x, kernel).tolist() == np.matmul(x, kernel).tolist()
     True
     """
     count, rows, dim = x.shape
-    per = min(count, max(1, FORWARD_ROWS // rows)) if rows and kernel.strides[0] == 0 else 1
-    if per <= 1:
+    if count < 2 or kernel.strides[0] != 0:
         alone: np.ndarray = np.matmul(x, kernel)
         return alone
-    whole = count - count % per
-    logits = np.empty((count, rows, kernel.shape[-1]), np.result_type(x, kernel))
-    np.matmul(x[:whole].reshape(whole // per, per * rows, dim), kernel[0], out=logits[:whole].reshape(whole // per, per * rows, -1))
-    np.matmul(x[whole:], kernel[0], out=logits[whole:])
-    return logits
+    shared: np.ndarray = np.matmul(x.reshape(count * rows, dim), kernel[0]).reshape(count, rows, kernel.shape[-1])
+    return shared
 
 
 def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
