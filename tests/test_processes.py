@@ -93,3 +93,19 @@ def test_without_fork_every_share_runs_here_with_the_same_results(processes, mon
     here = stacked_updates(data, weights, processes, monkeypatch)
     for a, b in zip(here.update + [here.update_weight], forked.update + [forked.update_weight]):
         np.testing.assert_array_equal(a, b)
+
+
+
+def test_shared_memory_is_reused_only_once_no_array_views_it():
+    """A reused mapping still holds what was written to it (a new one is zero-filled)."""
+    first = processes_module.shared_empty((3, 5), np.float32)
+    first[...] = 7
+    view = first[1:]
+    del first
+    alive = processes_module.shared_empty((3, 5), np.float32)  # the first mapping is still viewed: a new one
+    assert not np.shares_memory(alive, view) and (alive == 0).all() and (view == 7).all()
+    del view
+    again = processes_module.shared_empty((5, 3), np.float32)  # same size, no longer viewed: reused
+    assert (again == 7).all()
+    other = processes_module.shared_empty((4,), np.int64)  # another size: a new mapping
+    assert (other == 0).all() and not np.shares_memory(other, again)
