@@ -304,7 +304,8 @@ def test_float64_weights_give_the_loops_float64_updates_with_either_executor():
     x, y = rng.random((9, DIM)).astype(np.float32), rng.integers(0, CLASSES, 9).astype(np.int32)
     data = [[(x[:4], y[:4]), (x[4:], y[4:])], [(x[:2], y[:2])]]
     weights = ModelWeights(trainable=[rng.normal(size=(DIM, CLASSES)), rng.normal(size=(CLASSES,))], non_trainable=[])
-    for placed in (AllEqual(weights), [weights, weights]):
+    stacked = StackedClients(ModelWeights(trainable=[np.stack([w, w]) for w in weights.trainable], non_trainable=[]))
+    for placed in (AllEqual(weights), [weights, weights], stacked):
         want = run_client_work("loop", data, placed)
         got = run_client_work("vectorized", data, placed)
         for g, w in zip(got, want):

@@ -33,7 +33,7 @@ from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
 from fl_blocks.optimizers.optimizer import Optimizer
 from fl_blocks.models.softmax import SoftmaxRegression
-from fl_blocks.placements import AllEqual
+from fl_blocks.placements import AllEqual, StackedClients
 from fl_blocks.specs import TensorSpec, spec_of
 from fl_blocks.templates.client_works import ClientResult, ClientWorkProcess
 from fl_blocks.templates.composers import compose_learning_process
@@ -109,7 +109,10 @@ def _processes(processes: Optional[int]) -> int:
 
 def _all_float32(weights: Sequence[ModelWeights] | AllEqual[ModelWeights], count: int) -> bool:
     """Whether every client's trainable weights are float32 arrays (what the vectorized executor computes in)."""
-    clients = [weights.value] if isinstance(weights, AllEqual) else [weights[i] for i in range(count)]
+    if isinstance(weights, StackedClients):  # one stack per leaf: its dtype is every client's
+        clients = [weights.stacked]
+    else:
+        clients = [weights.value] if isinstance(weights, AllEqual) else [weights[i] for i in range(count)]
     return all(getattr(leaf, "dtype", None) == np.float32 for w in clients for leaf in w.trainable)
 
 
