@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,35 @@ def test_shared_memory_is_reused_only_once_no_array_views_it():
     assert (again == 7).all()
     other = processes_module.shared_empty((4,), np.int64)  # another size: a new mapping
     assert (other == 0).all() and not np.shares_memory(other, again)
+
+
+def freed_mapping_of(value):
+    """A shared (3, 5) float32 array filled with `value`, then dropped: kept for reuse."""
+    array = processes_module.shared_empty((3, 5), np.float32)
+    array[...] = value
+
+
+@pytest.mark.skipif(not processes_module.can_fork(), reason="needs fork")
+def test_a_fork_elsewhere_forgets_the_mappings_kept_for_reuse():
+    """The forked process may still view them: neither it nor this one reuses them."""
+    processes_module.release_shared()
+    freed_mapping_of(7)
+    pid = os.fork()
+    if pid == 0:  # the child
+        os._exit(0 if (processes_module.shared_empty((3, 5), np.float32) == 0).all() else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert (processes_module.shared_empty((3, 5), np.float32) == 0).all()
+
+
+@pytest.mark.skipif(not processes_module.can_fork(), reason="needs fork")
+def test_run_shares_helpers_neither_reuse_nor_spoil_the_mappings_kept_for_reuse():
+    processes_module.release_shared()
+    freed_mapping_of(7)
+    parent = os.getpid()
+
+    def work(share):
+        if os.getpid() != parent and not (processes_module.shared_empty((3, 5), np.float32) == 0).all():
+            raise ValueError("a helper reused its parent's mapping")
+
+    processes_module.run_shares(work, [[0], [1]])
+    assert (processes_module.shared_empty((3, 5), np.float32) == 7).all()  # still reused here

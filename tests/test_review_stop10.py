@@ -42,9 +42,9 @@ def test_one_softmax_shift_for_the_whole_chunk_rounds_away_another_clients_updat
 
 
 def test_a_client_twice_in_one_round_does_not_break_the_gram_budget(monkeypatch):
-    """The same dataset twice in a round: `_build` computes its Gram matrix for both slots and adds its bytes
-    to the kept bytes twice for one entry; the extra bytes are never returned, and `_evict` pops an empty
-    OrderedDict (KeyError) once they exceed GRAM_BYTES (here 0: keep no client's Gram). Pre-existing."""
+    """The same dataset twice in a round: `client_grams.assemble` computes its Gram matrix for both slots;
+    counting its bytes twice for one entry would never return the extra bytes, and eviction would pop an
+    empty OrderedDict (KeyError) once they exceed GRAM_BYTES (here 0: keep no client's Gram). Pre-existing."""
     monkeypatch.setattr(client_grams, "GRAM_BYTES", 0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(9, DIM)).astype(np.float32), rng.integers(0, CLASSES, 9).astype(np.int32)

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from fl_blocks.execution import client_grams, plans
+from fl_blocks.execution import client_grams, plans, processes
 from fl_blocks.execution.dual import by_client_rows, grams_of, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
@@ -64,11 +64,13 @@ _KEPT = {"rows": 0}  # bytes held by _GROUPS
 
 
 def clear() -> None:
-    """Forgets every kept Gram matrix, chunk and seen client, and the plans they were keyed by."""
+    """Forgets every kept Gram matrix, chunk and seen client, the plans they were keyed by, and the
+    shared result mappings kept for reuse (`fl_blocks.execution.processes.release_shared`)."""
     _GROUPS.clear()
     _KEPT.update(rows=0)
     client_grams.clear()
     plans.forget()
+    processes.release_shared()
 
 
 def _client_keys(group: Sequence[ClientSource]) -> Optional[list[Optional[plans.PlanFacts]]]:

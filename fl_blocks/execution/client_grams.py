@@ -11,7 +11,9 @@ A client is known by its plan key (see `fl_blocks.execution.plans`). Three table
   float32 products overflow): its groups are stepped, as the loop computes them,
   without computing it again each round.
 
-Entries hold the objects their keys name, so those ids stay unique.
+Kept Gram matrices and not-finite entries hold the objects their keys name,
+so those ids stay unique (at most `MAX_NOT_FINITE` of the latter). A seen
+key holds nothing: it only steers the choice between stepping and dual form.
 
 >>> import numpy as np
 >>> clear(); note_seen([("a",)]); is_known(("a",)), is_known(("b",))
@@ -29,12 +31,14 @@ import numpy as np
 from fl_blocks.execution.dual import grams_of, own_panels, panel_span, place_panels
 from fl_blocks.execution.plans import PlanFacts
 
-__all__ = ["GRAM_BYTES", "MAX_SEEN", "assemble", "clear", "group_grams", "is_kept", "is_known", "kept_bytes", "note_seen", "not_finite"]
+__all__ = ["GRAM_BYTES", "MAX_NOT_FINITE", "MAX_SEEN", "assemble", "clear", "group_grams", "is_kept", "is_known", "kept_bytes", "note_seen", "not_finite"]
 
 #: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 94 MB).
 GRAM_BYTES = 384 << 20
-#: Clients remembered as seen (and as having no finite Gram matrix).
+#: Clients remembered as seen.
 MAX_SEEN = 1 << 20
+#: Clients remembered as having no finite Gram matrix (each entry holds its data alive).
+MAX_NOT_FINITE = 4096
 
 Key = Any
 
@@ -67,17 +71,17 @@ def kept_bytes() -> int:
     return _KEPT["bytes"]
 
 
-def _remember(table: "collections.OrderedDict[Key, Any]", key: Key, value: Any) -> None:
+def _remember(table: "collections.OrderedDict[Key, Any]", key: Key, value: Any, most: int) -> None:
     table[key] = value
     table.move_to_end(key)
-    while len(table) > MAX_SEEN:
+    while len(table) > most:
         table.popitem(last=False)
 
 
 def note_seen(keys: Iterable[Key]) -> None:
     """Remembers clients of a round, so their Gram matrices are kept when they come back."""
     for key in keys:
-        _remember(_SEEN, key, None)
+        _remember(_SEEN, key, None, MAX_SEEN)
 
 
 def is_kept(key: Key) -> bool:
@@ -101,7 +105,7 @@ def _finite_or_noted(grams: np.ndarray, found: Sequence[Optional[PlanFacts]]) ->
     for i in np.flatnonzero(bad).tolist():
         facts = found[i]
         if facts is not None:
-            _remember(_NOT_FINITE, facts.key, facts.references)
+            _remember(_NOT_FINITE, facts.key, facts.references, MAX_NOT_FINITE)
     return not bad.any()
 
 

@@ -1,8 +1,9 @@
 """Work shared between this process and forked helper processes, results in shared memory.
 
 `shared_empty` allocates an array in an anonymous shared mapping (an earlier
-one of the same size once no array views it): forked processes write their
-part of the results straight into it, so nothing is pickled or copied back. `run_shares` runs ``work(share)`` for every share,
+one of the same size once no array views it; `release_shared` lets them go):
+forked processes write their part of the results straight into it, so
+nothing is pickled or copied back. `run_shares` runs ``work(share)`` for every share,
 the first in this process and the others in forked children (which see this
 process's memory, e.g. every client's data, as it was at the fork), and
 re-raises a child's error here. Fork is POSIX-only (and not used on macOS);
@@ -26,6 +27,7 @@ import mmap
 import multiprocessing
 import os
 import sys
+import threading
 import traceback
 import weakref
 from collections.abc import Sequence
@@ -33,7 +35,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-__all__ = ["can_fork", "shared_empty", "run_shares", "balanced_shares"]
+__all__ = ["can_fork", "shared_empty", "release_shared", "run_shares", "balanced_shares"]
 
 T = TypeVar("T")
 _REBUILT: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError, "KeyError": KeyError}
@@ -46,27 +48,53 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and "fork" in multiprocessing.get_all_start_methods()
 
 
-#: Shared mappings made here, each with its first array (which every view of it keeps alive): once that is
-#: gone, a mapping of the same size is reused instead of a new one, whose pages would fault in one by one
-#: (about 45 ms for the 107 MB of kernel updates of a 3,400-client round on this machine kind).
+#: Shared mappings made by this process, each with its first array (which every view of it keeps alive):
+#: once that is gone, a mapping of the same size is reused instead of a new one, whose pages would fault in
+#: one by one (about 45 ms for the 107 MB of kernel updates of a 3,400-client round on this machine kind).
+#: Any fork but `run_shares`' own (whose helpers end before it returns) forgets them, in both processes:
+#: the other process may still view them.
 _MAPPINGS: list[tuple[mmap.mmap, "weakref.ref[np.ndarray]"]] = []
+_LOCK = threading.Lock()
+_OWN_FORK = [False]
 
 
 def shared_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialized array in memory shared with processes forked after this call."""
+    """An uninitialized array in memory shared with the helpers `run_shares` forks after this call."""
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
     nbytes = max(count * dtype.itemsize, 1)
-    free = [i for i, (buffer, root) in enumerate(_MAPPINGS) if root() is None]
-    same = [i for i in free if len(_MAPPINGS[i][0]) == nbytes]
-    if same:
-        buffer = _MAPPINGS.pop(same[0])[0]
-    else:  # none to reuse: let the unused ones go, and map a new one (anonymous MAP_SHARED)
-        _MAPPINGS[:] = [entry for i, entry in enumerate(_MAPPINGS) if i not in free]
-        buffer = mmap.mmap(-1, nbytes)
-    root = np.frombuffer(buffer, dtype, count=count)
-    _MAPPINGS.append((buffer, weakref.ref(root)))
+    with _LOCK:
+        free = [i for i, (buffer, root) in enumerate(_MAPPINGS) if root() is None]
+        same = [i for i in free if len(_MAPPINGS[i][0]) == nbytes]
+        if same:
+            buffer = _MAPPINGS.pop(same[0])[0]
+        else:  # none to reuse: let the unused ones go, and map a new one (anonymous MAP_SHARED)
+            _MAPPINGS[:] = [entry for i, entry in enumerate(_MAPPINGS) if i not in free]
+            buffer = mmap.mmap(-1, nbytes)
+        root = np.frombuffer(buffer, dtype, count=count)
+        _MAPPINGS.append((buffer, weakref.ref(root)))
     return root.reshape(shape)
+
+
+def release_shared() -> None:
+    """Lets go of the shared mappings kept for reuse (each is unmapped once no array views it)."""
+    with _LOCK:
+        _MAPPINGS.clear()
+
+
+def _before_fork() -> None:
+    _LOCK.acquire()
+    if not _OWN_FORK[0]:  # not one of run_shares' helpers: the new process may keep views of them
+        _MAPPINGS.clear()
+
+
+def _after_fork_in_child() -> None:
+    _MAPPINGS.clear()  # the parent may reuse what it frees: never reuse it here
+    _LOCK.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_LOCK.release, after_in_child=_after_fork_in_child)
 
 
 def balanced_shares(costs: Sequence[float], count: int) -> list[list[int]]:
@@ -111,12 +139,16 @@ def _one_blas_thread() -> Any:
 def _fork_and_run(work: Callable[[T], None], shares: Sequence[T]) -> None:
     context = multiprocessing.get_context("fork")
     children = []
-    for share in shares[1:]:
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(work, share, sender), daemon=True)
-        process.start()
-        sender.close()
-        children.append((process, receiver))
+    _OWN_FORK[0] = True
+    try:
+        for share in shares[1:]:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(work, share, sender), daemon=True)
+            process.start()
+            sender.close()
+            children.append((process, receiver))
+    finally:
+        _OWN_FORK[0] = False
     error = None
     try:
         work(shares[0])
