@@ -15,7 +15,6 @@ Kept Gram matrices and not-finite entries hold the objects their keys name,
 so those ids stay unique (at most `MAX_NOT_FINITE` of the latter). A seen
 key holds nothing: it only steers the choice between stepping and dual form.
 
->>> import numpy as np
 >>> clear(); note_seen([("a",)]); is_known(("a",)), is_known(("b",))
 (True, False)
 """
@@ -60,7 +59,7 @@ _KEPT = {"bytes": 0}
 
 
 def clear() -> None:
-    """Forgets every kept Gram matrix and every seen client."""
+    """Forgets every kept Gram matrix, seen client and not-finite client."""
     for table in (_GRAMS, _SEEN, _NOT_FINITE):
         table.clear()
     _KEPT["bytes"] = 0

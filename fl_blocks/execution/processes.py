@@ -3,10 +3,10 @@
 `shared_empty` allocates an array in an anonymous shared mapping (an earlier
 one of the same size once no array views it; `release_shared` lets them go):
 forked processes write their part of the results straight into it, so
-nothing is pickled or copied back. `run_shares` runs ``work(share)`` for every share,
-the first in this process and the others in forked children (which see this
-process's memory, e.g. every client's data, as it was at the fork), and
-re-raises a child's error here. Fork is POSIX-only (and not used on macOS);
+nothing is pickled or copied back. `run_shares` runs ``work(share)`` for
+every share, the first in this process and the others in forked children
+(which see this process's memory, e.g. every client's data, as it was at the
+fork), and re-raises a child's error here. Fork is POSIX-only (and not used on macOS);
 elsewhere every share runs here, one after another. While shares run, BLAS
 keeps to one thread per process (with threadpoolctl, the ``parallel`` extra):
 OpenBLAS threads on top of the helpers would contend for the same cores.
