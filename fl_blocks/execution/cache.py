@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import client_grams, plans, processes
-from fl_blocks.execution.dual import by_client_rows, grams_of, slot_width
+from fl_blocks.execution.dual import by_client_rows, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
@@ -152,7 +152,7 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]], keep_ro
 
 def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
                    keep_rows: bool = True) -> Optional[tuple[Chunk, np.ndarray]]:
-    """The group's by-client chunk and its Gram matrices (see `grams_of`), or None to train it by stepping.
+    """The group's by-client chunk and its Gram matrices (see `fl_blocks.execution.dual.grams_of`), or None to train it by stepping.
 
     None means its data may change between rounds, fewer than half its
     clients are known (neither kept nor seen in an earlier round: see
@@ -167,8 +167,8 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
         if DUAL != "always":
             return None
         chunk = make_chunk(model, group, by_client=True)
-        grams = grams_of(by_client_rows(chunk), slot_width(chunk))
-        return (chunk, grams) if np.isfinite(grams).all() else None
+        grams = client_grams.group_grams(by_client_rows(chunk), slot_width(chunk), [None] * len(group))
+        return None if grams is None else (chunk, grams)
     clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
     entry = _GROUPS.get(key)
     if entry is not None:
