@@ -21,6 +21,19 @@ import optree
 __all__ = ["TensorSpec", "SpecMismatchError", "spec_of", "zeros_like_spec", "check_same_spec", "leaf_paths", "leading_dim"]
 
 
+_DTYPE_NAMES: dict[Any, str] = {}  # what np.dtype(...).name gives, by what it was given (a dtype's .name is slow)
+
+
+def _dtype_name(dtype: Any) -> str:
+    try:
+        return _DTYPE_NAMES[dtype]
+    except (KeyError, TypeError):  # not seen yet, or not hashable
+        name = np.dtype(dtype).name
+    if isinstance(dtype, (str, np.dtype)) and len(_DTYPE_NAMES) < 1024:
+        _DTYPE_NAMES[dtype] = name
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorSpec:
     """Shape and dtype of one array leaf, e.g. ``float32[784,10]``."""
@@ -30,7 +43,7 @@ class TensorSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+        object.__setattr__(self, "dtype", _dtype_name(self.dtype))
 
     def __str__(self) -> str:
         return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
@@ -43,7 +56,7 @@ class TensorSpec:
         array = np.asarray(value)
         if array.dtype == object:
             raise TypeError(f"cannot make a TensorSpec of a {type(value).__name__}; pass arrays or TensorSpecs")
-        return cls(array.shape, array.dtype.name)
+        return cls(array.shape, array.dtype)
 
 
 class SpecMismatchError(TypeError):

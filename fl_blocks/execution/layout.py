@@ -137,10 +137,10 @@ def group_clients(sources: Sequence[ClientSource], max_rows: int = MAX_CHUNK_ROW
     steps = width = 0
     for i in order:
         source = sources[i]
-        wider = max(width, int(source.sizes.max()))
+        wider = max(width, source.widest)
         if not groups or (len(groups[-1]) + 1) * steps * wider > max_rows:
             groups.append([])
-            steps, wider = len(source.sizes), int(source.sizes.max())
+            steps, wider = len(source.sizes), source.widest
         groups[-1].append(source)
         width = wider
     return groups

@@ -155,12 +155,15 @@ def _sgd_step(weights: list[np.ndarray], grads: list[np.ndarray], learning_rate:
     return weights
 
 
+_SGD_TYPE, _ONE_SPEC = type(build_sgdm()), [TensorSpec((1,), "float32")]
+
+
 def plain_sgd_rate(optimizer: Optimizer) -> Any:
     """The learning rate when `optimizer` is fl_blocks' SGD without momentum, else None."""
-    state = optimizer.initialize([TensorSpec((1,), "float32")])
-    if type(optimizer) is not type(build_sgdm()) or list(state) != [LEARNING_RATE_KEY]:
+    if type(optimizer) is not _SGD_TYPE:
         return None
-    return np.float32(state[LEARNING_RATE_KEY])
+    state = optimizer.initialize(_ONE_SPEC)
+    return np.float32(state[LEARNING_RATE_KEY]) if list(state) == [LEARNING_RATE_KEY] else None
 
 
 def train_chunk(chunk: Chunk, kernel: np.ndarray, bias: np.ndarray, optimizer: Optimizer, clip_norm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -42,12 +42,27 @@ MAX_PLANS = 1 << 16
 
 
 class PlanFacts(NamedTuple):
-    """A plan's batch sizes and, when its data is read-only, its cache key and the objects the key names."""
+    """A plan's batch sizes (and the widest), and, when its data is read-only, its cache key and the objects the key names."""
 
     sizes: np.ndarray
+    widest: int
     key: Optional[tuple[Any, ...]]
     references: tuple[Any, ...]
     arrays: tuple[np.ndarray, ...] = ()
+
+
+class _Key(tuple):  # type: ignore[type-arg]
+    """A plan's cache key: a tuple whose hash is worked out once (a round looks each key up several times)."""
+
+    _hash: int
+
+    def __new__(cls, parts: tuple[Any, ...]) -> "_Key":
+        key = super().__new__(cls, parts)
+        key._hash = tuple.__hash__(key)
+        return key
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 _FACTS: "collections.OrderedDict[int, tuple[ArrayPlan, PlanFacts]]" = collections.OrderedDict()
@@ -102,14 +117,15 @@ def _sizes(plan: ArrayPlan) -> np.ndarray:
 
 def _work_out(plan: ArrayPlan) -> PlanFacts:
     sizes = _sizes(plan)
+    widest = int(sizes.max(initial=0))
     leaves, structure = optree.tree_flatten(plan.columns)
     fns = plan.element_fns + plan.batch_fns
     functions = tuple(_function_key(fn) for fn in fns)
     if plan.rows is not None or not all(read_only_throughout(leaf) for leaf in leaves) or None in functions:
-        return PlanFacts(sizes, None, ())  # a reordered pass (shuffle, take, skip) may differ next round
+        return PlanFacts(sizes, widest, None, ())  # a reordered pass (shuffle, take, skip) may differ next round
     ids = tuple(id(leaf) for leaf in leaves)
-    key = ids, _EPOCHS.get(ids, 0), structure, functions, plan.drop_remainder, sizes.tobytes()  # see `maps_part`
-    return PlanFacts(sizes, key, (plan, *leaves, *fns), tuple(leaves))
+    key = _Key((ids, _EPOCHS.get(ids, 0), structure, functions, plan.drop_remainder, sizes.tobytes()))  # see `maps_part`
+    return PlanFacts(sizes, widest, key, (plan, *leaves, *fns), tuple(leaves))
 
 
 def facts(plan: ArrayPlan) -> PlanFacts:

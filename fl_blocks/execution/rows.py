@@ -31,10 +31,12 @@ Batches = list[tuple[np.ndarray, np.ndarray]]
 
 
 class ClientSource(NamedTuple):
-    """One client's data: checked batches or an `ArrayPlan` (and its `PlanFacts`, read this round), and its batch sizes."""
+    """One client's data: checked batches or an `ArrayPlan` (and its `PlanFacts`, read this round), and its batch
+    sizes (and the widest, 0 without batches)."""
 
     client: int
     sizes: np.ndarray
+    widest: int
     batches: Optional[Batches]
     plan: Optional[ArrayPlan]
     facts: Optional[PlanFacts] = None
@@ -46,9 +48,10 @@ def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientS
     plan = plan_fn() if callable(plan_fn) else None
     if isinstance(plan, ArrayPlan) and plan.batch_size is not None:
         found = facts(plan)
-        return ClientSource(index, found.sizes, None, plan, found)
+        return ClientSource(index, found.sizes, found.widest, None, plan, found)
     batches = checked_batch_list(model, model.input_dim, dataset, index)
-    return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), batches, None)
+    return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), max((len(y) for _, y in batches), default=0),
+                        batches, None)
 
 
 def plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSource:

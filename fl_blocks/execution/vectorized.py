@@ -50,7 +50,7 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
     sgd_rate, clip = plain_sgd_rate(optimizer), np.float32(clip_norm)
     sources = [client_source(model, dataset, i) for i, dataset in enumerate(client_data)]
     groups = group_clients(sources, MAX_CHUNK_ROWS)
-    costs = [len(group) * len(group[0].sizes) * max(int(s.sizes.max()) for s in group) for group in groups]  # padded rows
+    costs = [len(group) * len(group[0].sizes) * max(s.widest for s in group) for group in groups]  # padded rows
     processes = max(1, min(processes, len(groups), sum(costs) // MIN_ROWS_PER_PROCESS))
     keep_rows = sum(costs) * model.input_dim * 4 <= cache.ROWS_BYTES  # else a cycle of rounds would miss every time
     allocate = shared_empty if processes > 1 else np.empty
