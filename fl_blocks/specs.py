@@ -28,7 +28,7 @@ def _dtype_name(dtype: Any) -> str:
     try:
         return _DTYPE_NAMES[dtype]
     except (KeyError, TypeError):  # not seen yet, or not hashable
-        name = np.dtype(dtype).name
+        name: str = np.dtype(dtype).name
     if isinstance(dtype, (str, np.dtype)) and len(_DTYPE_NAMES) < 1024:
         _DTYPE_NAMES[dtype] = name
     return name
@@ -56,7 +56,7 @@ class TensorSpec:
         array = np.asarray(value)
         if array.dtype == object:
             raise TypeError(f"cannot make a TensorSpec of a {type(value).__name__}; pass arrays or TensorSpecs")
-        return cls(array.shape, array.dtype)
+        return cls(array.shape, array.dtype.str)
 
 
 class SpecMismatchError(TypeError):
