@@ -105,10 +105,9 @@ def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray) -> np.
     """
     exact = grads.astype(np.float64)
     products = np.matmul(exact, exact.transpose(0, 2, 1))  # g_i . g_j
-    flat, block = products.reshape(len(grads), 1, -1), gram.reshape(len(grads), -1, 1).astype(np.float64)
+    flat, block = products.reshape(len(grads), 1, -1), gram.astype(np.float64).reshape(len(grads), -1, 1)
     squares: np.ndarray = np.matmul(flat, block)[:, 0, 0]
-    bound = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] * _ROUNDING
-    trusted = bound <= _TRUSTED * squares
+    trusted = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] <= _TRUSTED / _ROUNDING * squares  # bound <= _TRUSTED * squares
     for i in () if trusted.all() else np.flatnonzero(~trusted):  # cancellation: from the rows, in float64
         kernel = np.matmul(exact[i].T, rows[i].astype(np.float64))
         squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=0), exact[i].sum(axis=0))
@@ -151,7 +150,7 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     x = by_client_rows(chunk)
     logits = forward(x, kernel)
     logits += bias[:, None, :]
-    onehot = chunk.labels.reshape(count, rows, 1) == np.arange(classes)
+    onehot = np.take(np.eye(classes, dtype=bool), chunk.labels, axis=0).reshape(count, rows, classes)  # (faster than ==)
     denominators = chunk.denominators.reshape(count, rows, 1)
     u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
     for k, (_, active, _) in enumerate(chunk.steps):
@@ -161,4 +160,5 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
         grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2)
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
-    return np.matmul(u.transpose(0, 2, 1), x), u.sum(axis=1)  # U X: faster than X^T U^T, and as the stack is kept
+    biases = np.matmul(np.ones((1, rows), np.float32), u)[:, 0]  # U 1 (a sum over the middle axis is slower)
+    return np.matmul(u.transpose(0, 2, 1), x), biases  # U X: faster than X^T U^T, and as the stack is kept
