@@ -53,7 +53,7 @@ def test_squared_norms_match_the_rows_oracle(seed, width, scale):
     rows = (rng.random((4, width, 30)) * scale).astype(np.float32)
     grads = rng.normal(size=(4, width, 3)).astype(np.float32)
     gram = diagonal_block(dual.grams_of(rows, width), 0, width)
-    got = dual._squared_norms(grads, gram, rows)
+    got = dual._squared_norms(grads.transpose(0, 2, 1), gram, rows)  # it takes them class-major
     expected = [oracle_squared_norm(g, r) for g, r in zip(grads, rows)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -68,7 +68,7 @@ def cancelling_batch() -> tuple[np.ndarray, np.ndarray]:
 
 def test_squared_norm_is_exact_where_gradient_rows_cancel():
     grads, rows = cancelling_batch()
-    got = dual._squared_norms(grads, diagonal_block(dual.grams_of(rows, 3), 0, 3), rows)
+    got = dual._squared_norms(grads.transpose(0, 2, 1), diagonal_block(dual.grams_of(rows, 3), 0, 3), rows)
     np.testing.assert_allclose(got, [oracle_squared_norm(grads[0], rows[0])], rtol=1e-9)
 
 
@@ -88,6 +88,6 @@ def test_fallback_and_block_agree_on_ordinary_batches(monkeypatch, trusted):
     rows = rng.random((5, 4, 20)).astype(np.float32)
     grads = rng.normal(size=(5, 4, 3)).astype(np.float32)
     monkeypatch.setattr(dual, "_TRUSTED", trusted)  # 0: every client from its rows
-    got = dual._squared_norms(grads, diagonal_block(dual.grams_of(rows, 4), 0, 4), rows)
+    got = dual._squared_norms(grads.transpose(0, 2, 1), diagonal_block(dual.grams_of(rows, 4), 0, 4), rows)
     np.testing.assert_allclose(got, [oracle_squared_norm(g, r) for g, r in zip(grads, rows)], rtol=1e-6)
 

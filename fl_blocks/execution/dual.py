@@ -13,7 +13,7 @@ against it (the batch's gradient rows nearly cancel), the norm is computed from
 the batch's rows in float64 instead. The update ``initial - trained`` is
 ``(U X)^T`` (kernel) and ``U 1`` (bias), computed once, without the float32
 cancellation of subtracting trained weights.
-(In the code ``u`` holds ``U^T``, one row per example.)
+(In the code ``u`` holds ``U``, ``(clients, classes, rows)``, and the logits are class-major too.)
 
 A round costs two large matrix products (``X W0`` and ``U X``) plus small steps
 on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so its
@@ -100,17 +100,17 @@ _TRUSTED = 2.0 ** -18
 def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per client the squared global norm ``<G K G>`` of one batch's kernel and bias gradients.
 
-    `grads` ``(clients, width, classes)``, `gram` its float32 ``(clients, width, width)``
+    `grads` ``(clients, classes, width)``, `gram` its float32 ``(clients, width, width)``
     diagonal blocks, `rows` the batch's float32 rows ``(clients, width, dim)``.
     """
     exact = grads.astype(np.float64)
-    products = np.matmul(exact, exact.transpose(0, 2, 1))  # g_i . g_j
+    products = np.matmul(exact.transpose(0, 2, 1), exact)  # g_i . g_j of the examples' gradient columns
     flat, block = products.reshape(len(grads), 1, -1), gram.astype(np.float64).reshape(len(grads), -1, 1)
     squares: np.ndarray = np.matmul(flat, block)[:, 0, 0]
     trusted = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] <= _TRUSTED / _ROUNDING * squares  # bound <= _TRUSTED * squares
     for i in () if trusted.all() else np.flatnonzero(~trusted):  # cancellation: from the rows, in float64
-        kernel = np.matmul(exact[i].T, rows[i].astype(np.float64))
-        squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=0), exact[i].sum(axis=0))
+        kernel = np.matmul(exact[i], rows[i].astype(np.float64))
+        squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=1), exact[i].sum(axis=1))
     return squares
 
 
@@ -148,17 +148,17 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
-    logits = forward(x, kernel)
-    logits += bias[:, None, :]
-    onehot = np.take(np.eye(classes, dtype=bool), chunk.labels, axis=0).reshape(count, rows, classes)  # (faster than ==)
-    denominators = chunk.denominators.reshape(count, rows, 1)
-    u = np.zeros((count, rows, classes), np.float32)  # row-major U^T
+    logits = forward(x, kernel).transpose(0, 2, 1).copy()  # class-major: the per-class reductions are faster
+    logits += bias[:, :, None]
+    onehot = np.take(np.eye(classes, dtype=bool), chunk.labels, axis=0).reshape(count, rows, classes).transpose(0, 2, 1).copy()
+    denominators = chunk.denominators.reshape(count, 1, rows)
+    u = np.zeros((count, classes, rows), np.float32)  # U
     for k, (_, active, _) in enumerate(chunk.steps):
         here, row_panel = slice(k * width, (k + 1) * width), panel(grams[:active], k, width)
-        if k:  # what batches 0..k-1 changed: sum_j K_kj U_j
-            logits[:active, here] -= np.matmul(row_panel[:, :, :k * width], u[:active, :k * width])
-        grads = dlogits(logits[:active, here], onehot[:active, here], denominators[:active, here], True, axis=2)
+        if k:  # what batches 0..k-1 changed: sum_j U_j K_jk
+            logits[:active, :, here] -= np.matmul(u[:active, :, :k * width], row_panel[:, :, :k * width].transpose(0, 2, 1))
+        grads = dlogits(logits[:active, :, here], onehot[:active, :, here], denominators[:active, :, here], True, axis=1)
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
-        np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, here])
-    biases = np.matmul(np.ones((1, rows), np.float32), u)[:, 0]  # U 1 (a sum over the middle axis is slower)
-    return np.matmul(u.transpose(0, 2, 1), x), biases  # U X: faster than X^T U^T, and as the stack is kept
+        np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, :, here])
+    biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1
+    return np.matmul(u, x), biases  # U X
