@@ -91,3 +91,23 @@ def test_fallback_and_block_agree_on_ordinary_batches(monkeypatch, trusted):
     got = dual._squared_norms(grads.transpose(0, 2, 1), diagonal_block(dual.grams_of(rows, 4), 0, 4), rows)
     np.testing.assert_allclose(got, [oracle_squared_norm(g, r) for g, r in zip(grads, rows)], rtol=1e-6)
 
+
+
+@settings(max_examples=30, deadline=None)
+@given(batches=st.lists(st.integers(1, 4), min_size=1, max_size=6), width=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_updates_by_batch_count_equal_the_float64_product_over_each_clients_own_rows(batches, width, seed):
+    """Clients sorted by batch count (most first), each reading only its own batches' rows; whatever lies
+    in the slots it leaves empty (here NaN) is not read."""
+    batches = sorted(batches, reverse=True)
+    rng = np.random.default_rng(seed)
+    steps, rows = batches[0], batches[0] * width
+    u = rng.normal(size=(len(batches), 2, rows)).astype(np.float32)
+    x = rng.normal(size=(len(batches), rows, 5)).astype(np.float32)
+    for i, n in enumerate(batches):
+        u[i, :, n * width:] = np.nan
+        x[i, n * width:] = np.nan
+    active = [sum(n > k for n in batches) for k in range(steps)]
+    got = dual._by_batch_count(u, x, active, width)
+    for i, n in enumerate(batches):
+        expected = u[i, :, :n * width].astype(np.float64) @ x[i, :n * width].astype(np.float64)
+        np.testing.assert_allclose(got[i], expected, rtol=1e-5, atol=1e-5)

@@ -161,4 +161,15 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, :, here])
     biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1
-    return np.matmul(u, x), biases  # U X
+    return _by_batch_count(u, x, [active for _, active, _ in chunk.steps], width), biases
+
+
+def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int) -> np.ndarray:
+    """``U X`` per client, each over its own batches' rows only: one product for the clients of each batch count
+    (``active`` per step, clients sorted by it), not over the slots they leave empty."""
+    kernels = np.empty((len(u), u.shape[1], x.shape[-1]), np.float32)
+    kernels[active[0] if active else 0:] = 0
+    for k, (most, fewer) in enumerate(zip(active, active[1:] + [0])):
+        if most > fewer:  # clients fewer..most-1 have k + 1 batches
+            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width], out=kernels[fewer:most])
+    return kernels
