@@ -268,3 +268,15 @@ def test_narrow_single_batches_and_mixed_batch_sizes_match_the_loop(monkeypatch,
         datasets = [preprocess(train.create_dataset_for_client(c), b) for c, b in zip(train.client_ids, batch_sizes)]
         lists = [[(np.asarray(x), np.asarray(y)) for x, y in d] for d in datasets]
         assert_results_close(run_client_work("vectorized", datasets, weights), run_client_work("loop", lists, weights))
+
+
+def test_a_plan_key_hashes_once_and_pickles_as_its_parts():
+    import pickle
+
+    from fl_blocks.execution.plans import _Key
+
+    key = _Key((("a", 1), 2, b"sizes"))
+    assert hash(key) == hash(tuple(key)) and key == tuple(key)
+    key._hash = 0  # as another process (another string hash seed) would have worked it out
+    back = pickle.loads(pickle.dumps(key))
+    assert back == key and type(back) is _Key and hash(back) == hash(tuple(key)) != 0

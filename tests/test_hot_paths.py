@@ -75,3 +75,31 @@ def test_forward_keeps_the_kernels_dtype():
     got = dual.forward(x, kernel)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, np.matmul(x, kernel))
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(0, 70), min_size=1, max_size=12), batch=st.integers(1, 32), drop=st.booleans(),
+       max_rows=st.integers(1, 200))
+def test_widest_batch_is_read_once_and_groups_keep_within_max_rows(counts, batch, drop, max_rows):
+    """A client's `widest` is its largest batch (0 without batches), for plans and for batch lists alike, and
+    `group_clients` keeps every group of two or more clients within `max_rows` padded by-client rows."""
+    import collections
+    from fl_blocks.execution.layout import client_source, group_clients
+    from fl_blocks.models import SoftmaxRegression
+    from fl_blocks.simulation.datasets import ClientData
+
+    rng = np.random.default_rng(len(counts) * 100 + batch)
+    columns = collections.OrderedDict(
+        (f"c{i}", collections.OrderedDict(label=rng.integers(0, 3, n).astype(np.int32), pixels=rng.random((n, 4)).astype(np.float32)))
+        for i, n in enumerate(counts))
+    data = ClientData.from_arrays(columns)
+    model = SoftmaxRegression(4, 3)
+    plans = [data.create_dataset_for_client(c).batch(batch, drop).map(lambda e: (e["pixels"], e["label"])) for c in columns]
+    lists = [[(e["pixels"][i:i + batch], e["label"][i:i + batch]) for i in range(0, len(e["label"]), batch)
+              if not drop or i + batch <= len(e["label"])] for e in columns.values()]
+    for datasets in (plans, lists):
+        sources = [client_source(model, d, i) for i, d in enumerate(datasets)]
+        assert [s.widest for s in sources] == [int(s.sizes.max(initial=0)) for s in sources]
+        for group in group_clients(sources, max_rows):
+            padded = len(group) * max(len(s.sizes) for s in group) * max(int(s.sizes.max()) for s in group)
+            assert len(group) == 1 or padded <= max_rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -77,8 +79,10 @@ def test_zero_weight_client_has_no_effect(data, extra):
 def test_zero_total_weight_is_nan_by_default_and_zero_without_nan_division(data):
     values, _ = data
     zeros = [0.0] * len(values)
-    assert np.all(np.isnan(mean(values, zeros)))
-    np.testing.assert_array_equal(mean(values, zeros, no_nan_division=True), np.zeros(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 gives NaN quietly, as TFF's division does
+        assert np.all(np.isnan(mean(values, zeros)))
+        np.testing.assert_array_equal(mean(values, zeros, no_nan_division=True), np.zeros(3))
 
 
 def test_weighted_mean_by_hand_and_measurements():
@@ -116,3 +120,11 @@ def test_sum_factory_sums():
     np.testing.assert_array_equal(output.result, np.full(3, 3.0))
     assert output.state == () and output.measurements == ()
     assert not process.is_weighted
+
+
+def test_stacked_object_values_are_refused_as_a_list_of_them_is():
+    process = MeanFactory().create(TensorSpec((1,), "float32"), TensorSpec((), "float32"))
+    objects = np.empty((2, 1), object)
+    for values in (StackedClients(objects), list(objects)):
+        with pytest.raises(TypeError, match="cannot make a TensorSpec"):
+            process.next(process.initialize(), values, [np.float32(1), np.float32(1)])

@@ -44,14 +44,14 @@ def client_weights_array(weights: Sequence[Any], dtype: Any = np.float32) -> np.
 
 def _weighted_total(weights: np.ndarray, leaf: np.ndarray) -> np.ndarray:
     """``sum_c weights[c] * leaf[c]``, read in the leaf's memory order (no copy of a transposed stack)."""
-    count = len(leaf)
+    count, size = len(leaf), int(np.prod(leaf.shape[1:]))
     if leaf.flags.c_contiguous:
-        return cast(np.ndarray, np.matmul(weights, leaf.reshape(count, -1)).reshape(leaf.shape[1:]))
+        return cast(np.ndarray, np.matmul(weights, leaf.reshape(count, size)).reshape(leaf.shape[1:]))
     order = sorted(range(1, leaf.ndim), key=lambda a: -leaf.strides[a])  # the per-client axes, outermost first
     ordered = leaf.transpose([0] + order)
     if not ordered.flags.c_contiguous:
         return cast(np.ndarray, np.tensordot(weights, leaf, axes=1))
-    total = np.matmul(weights, ordered.reshape(count, -1)).reshape(ordered.shape[1:])
+    total = np.matmul(weights, ordered.reshape(count, size)).reshape(ordered.shape[1:])
     return np.ascontiguousarray(total.transpose(np.argsort(order)))
 
 
@@ -59,7 +59,8 @@ def _divide(total: np.ndarray, weight: np.ndarray, no_nan: bool) -> np.ndarray:
     weight = weight.astype(total.dtype)
     if no_nan and weight == 0:
         return np.zeros_like(total)
-    return cast(np.ndarray, total / weight)  # (under the caller's errstate: 0/0 is NaN, without a warning)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 is NaN, without a warning
+        return cast(np.ndarray, total / weight)
 
 
 class MeanFactory:
@@ -106,8 +107,7 @@ class MeanFactory:
                 )
                 value_state, total, value_measurements = value_sum.next(state["value_sum_process"], StackedClients(weighted))
                 weight_state, total_weight, weight_measurements = weight_sum.next(state["weight_sum_process"], StackedClients(weights))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mean = optree.tree_map(lambda leaf: _divide(leaf, np.asarray(total_weight), no_nan), total)
+            mean = optree.tree_map(lambda leaf: _divide(leaf, np.asarray(total_weight), no_nan), total)
             new_state = collections.OrderedDict(value_sum_process=value_state, weight_sum_process=weight_state)
             measurements = collections.OrderedDict(mean_value=value_measurements, mean_weight=weight_measurements)
             return MeasuredProcessOutput(new_state, mean, measurements)

@@ -33,8 +33,8 @@ def check_client_values(values: Sequence[Any], value_spec: Any, expected_count: 
 
 
 def _first_client_spec(values: Sequence[Any]) -> Any:
-    if isinstance(values, StackedClients):  # read off the stacked leaves (no per-client views)
-        return optree.tree_map(lambda leaf: TensorSpec(np.shape(leaf)[1:], np.asarray(leaf).dtype.str), values.stacked)
+    if isinstance(values, StackedClients):  # client 0's view of each stacked leaf, in one tree map
+        return optree.tree_map(lambda leaf: TensorSpec.from_array(np.asarray(leaf)[0]), values.stacked)
     return spec_of(values[0])
 
 

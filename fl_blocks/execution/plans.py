@@ -64,6 +64,9 @@ class _Key(tuple):  # type: ignore[type-arg]
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[Any, ...]:  # unpickled, its hash is worked out again
+        return _Key, (tuple(self),)
+
 
 _FACTS: "collections.OrderedDict[int, tuple[ArrayPlan, PlanFacts]]" = collections.OrderedDict()
 _EPOCHS: dict[tuple[int, ...], int] = {}  # source arrays (by id) found writeable again after being keyed

@@ -50,8 +50,8 @@ def client_source(model: SoftmaxRegression, dataset: Any, index: int) -> ClientS
         found = facts(plan)
         return ClientSource(index, found.sizes, found.widest, None, plan, found)
     batches = checked_batch_list(model, model.input_dim, dataset, index)
-    return ClientSource(index, np.array([len(y) for _, y in batches], np.int64), max((len(y) for _, y in batches), default=0),
-                        batches, None)
+    sizes = np.array([len(y) for _, y in batches], np.int64)
+    return ClientSource(index, sizes, int(sizes.max(initial=0)), batches, None)
 
 
 def plan_batches(model: SoftmaxRegression, source: ClientSource) -> ClientSource:
