@@ -78,7 +78,8 @@ def leading_dim(tree: Any) -> int:
     leaves = optree.tree_leaves(tree)
     if not leaves:
         raise ValueError("need at least one array leaf")
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else -1 for leaf in leaves}
+    shapes = [leaf.shape if isinstance(leaf, np.ndarray) else np.shape(leaf) for leaf in leaves]
+    sizes = {shape[0] if shape else -1 for shape in shapes}
     if len(sizes) != 1 or -1 in sizes:
         raise ValueError(f"every leaf needs the same leading dimension, got sizes {sorted(sizes)}")
     return int(sizes.pop())
