@@ -16,9 +16,9 @@ cancellation of subtracting trained weights.
 (In the code ``u`` holds ``U``, ``(clients, classes, rows)``, and the logits are class-major too.)
 
 A round costs two large matrix products (``X W0``, and ``U X`` over each
-client's own batches) plus small steps on ``(batch, batch)`` blocks of ``K``. ``K`` depends only on the data, so its
-lower block triangle (all the steps read) is kept across rounds (see
-`fl_blocks.execution.cache`).
+client's own batches) plus small steps on ``(batch, batch)`` blocks of ``K``.
+``K`` depends only on the data, so its lower block triangle (all the steps
+read) is kept across rounds (see `fl_blocks.execution.cache`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
