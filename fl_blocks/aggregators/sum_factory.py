@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-import numpy as np
 import optree
 
-from fl_blocks.placements import StackedClients, stack_client_values
-from fl_blocks.specs import TensorSpec, check_same_spec, spec_of
+from fl_blocks.placements import stack_client_values
+from fl_blocks.specs import check_same_spec, spec_of
 from fl_blocks.templates.aggregation_process import AggregationProcess
 from fl_blocks.templates.measured_process import MeasuredProcessOutput
 
@@ -29,13 +28,7 @@ def check_client_values(values: Sequence[Any], value_spec: Any, expected_count: 
         raise ValueError(f"{consumer} got no client values: a round needs at least one client")
     if expected_count is not None and len(values) != expected_count:
         raise ValueError(f"{consumer} got {len(values)} client values but {expected_count} weights")
-    check_same_spec(value_spec, _first_client_spec(values), consumer=consumer, producer="client 0's value")
-
-
-def _first_client_spec(values: Sequence[Any]) -> Any:
-    if isinstance(values, StackedClients):  # client 0's view of each stacked leaf, in one tree map
-        return optree.tree_map(lambda leaf: TensorSpec.from_array(np.asarray(leaf)[0]), values.stacked)
-    return spec_of(values[0])
+    check_same_spec(value_spec, spec_of(values[0]), consumer=consumer, producer="client 0's value")
 
 
 def sum_over_clients(values: Sequence[Any]) -> Any:
