@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
-from hypothesis.extra import numpy as hnp
 
 from fl_blocks.execution import dual
-from fl_blocks.execution.lockstep import _class_max, dlogits
+from fl_blocks.execution.lockstep import dlogits
 from fl_blocks.simulation.datasets.client_data import pixels_to_float32
-
-floats = st.floats(width=32, allow_nan=True, allow_infinity=True)
-
-
-@settings(max_examples=200, deadline=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=13), elements=floats))
-def test_class_max_by_halving_is_numpys_max_over_the_last_axis(values):
-    expected = values.max(axis=-1, keepdims=True)
-    np.testing.assert_array_equal(_class_max(values, values.ndim - 1), expected)  # NaN where np.max has NaN
-    copy = values.copy()
-    _class_max(values, values.ndim - 1)
-    np.testing.assert_array_equal(values, copy)  # its input is left alone
-
-
-def test_class_max_on_another_axis_is_numpys_max():
-    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)[:, ::-1]
-    np.testing.assert_array_equal(_class_max(values, 1), values.max(axis=1, keepdims=True))
 
 
 def test_dlogits_softmax_shift_is_each_rows_own_maximum():

@@ -64,28 +64,6 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def _class_sums(values: np.ndarray, axis: int) -> np.ndarray:
-    """Sums over the classes, kept as a length-1 axis (a matrix product on the last axis: faster than a reduction)."""
-    sums: np.ndarray = (np.matmul(values, np.ones((values.shape[-1], 1), values.dtype)) if axis == values.ndim - 1
-                        else values.sum(axis=axis, keepdims=True))
-    return sums
-
-
-def _class_max(values: np.ndarray, axis: int) -> np.ndarray:
-    """The largest value over the classes, kept as a length-1 axis (on the last axis by halving: a
-    reduction over 10 contiguous values is slower than a few elementwise maxima; the same values)."""
-    if axis != values.ndim - 1:
-        found: np.ndarray = values.max(axis=axis, keepdims=True)
-        return found
-    while values.shape[-1] > 1:
-        half = values.shape[-1] // 2
-        folded = np.maximum(values[..., :half], values[..., half:2 * half])
-        if values.shape[-1] % 2:
-            folded[..., :1] = np.maximum(folded[..., :1], values[..., -1:])
-        values = folded
-    return values
-
-
 def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
@@ -96,12 +74,12 @@ def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, cl
     largest logit, as the loop does (one shift for all rows would round small
     logits beside a large one).
     """
-    logits -= _class_max(logits, axis)
+    logits -= logits.max(axis=axis, keepdims=True)
     exps = np.exp(logits, out=logits)
-    probs = exps / _class_sums(exps, axis)
+    probs = exps / exps.sum(axis=axis, keepdims=True)
     onehot = labels if classes is True else labels == classes
     if probs.min() >= _EPS and probs.max() <= _ONE_MINUS_EPS:  # no probability clipped at any client
-        through_clip = probs / _class_sums(probs, axis) - onehot
+        through_clip = probs / probs.sum(axis=axis, keepdims=True) - onehot
     else:  # per client, as the loop decides per batch (padding rows do not count)
         in_range = (probs >= _EPS) & (probs <= _ONE_MINUS_EPS)
         through_clip = probs / np.clip(probs, _EPS, _ONE_MINUS_EPS).sum(axis=axis, keepdims=True) - onehot
