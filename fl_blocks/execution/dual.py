@@ -13,7 +13,7 @@ against it (the batch's gradient rows nearly cancel), the norm is computed from
 the batch's rows in float64 instead. The update ``initial - trained`` is
 ``(U X)^T`` (kernel) and ``U 1`` (bias), computed once, without the float32
 cancellation of subtracting trained weights.
-(In the code ``u`` holds ``U``, ``(clients, classes, rows)``, and the logits are class-major too.)
+(In the code ``u`` holds ``U``, ``(clients, classes, rows)``; the logits are held ``(steps, classes, clients, width)``.)
 
 A round costs two large matrix products (``X W0``, and ``U X`` over each
 client's own batches) plus small steps on ``(batch, batch)`` blocks of ``K``.
@@ -148,16 +148,17 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
-    logits = forward(x, kernel).transpose(0, 2, 1).copy()  # class-major: the per-class reductions are faster
-    logits += bias[:, :, None]
-    onehot = np.take(np.eye(classes, dtype=bool), chunk.labels, axis=0).reshape(count, rows, classes).transpose(0, 2, 1).copy()
-    denominators = chunk.denominators.reshape(count, 1, rows)
+    by_step = (count, steps, width)  # -> (steps, classes, clients, width): a step reduces over whole class slabs
+    logits = forward(x, kernel).reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
+    logits += bias.T[:, :, None]
+    onehot = chunk.labels.reshape(by_step).transpose(1, 0, 2)[:, None] == np.arange(classes)[:, None, None]
+    denominators = chunk.denominators.reshape(by_step).transpose(1, 0, 2)[:, None].copy()
     u = np.zeros((count, classes, rows), np.float32)  # U
     for k, (_, active, _) in enumerate(chunk.steps):
-        here, row_panel = slice(k * width, (k + 1) * width), panel(grams[:active], k, width)
+        here, row_panel, step = slice(k * width, (k + 1) * width), panel(grams[:active], k, width), logits[k, :, :active]
         if k:  # what batches 0..k-1 changed: sum_j U_j K_jk
-            logits[:active, :, here] -= np.matmul(u[:active, :, :k * width], row_panel[:, :, :k * width].transpose(0, 2, 1))
-        grads = dlogits(logits[:active, :, here], onehot[:active, :, here], denominators[:active, :, here], True, axis=1)
+            step -= np.matmul(u[:active, :, :k * width], row_panel[:, :, :k * width].transpose(0, 2, 1)).transpose(1, 0, 2)
+        grads = dlogits(step, onehot[k, :, :active], denominators[k, :, :active], True, axis=0, clients=1).transpose(1, 0, 2)
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, :, here])
     biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1

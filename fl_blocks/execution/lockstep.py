@@ -64,10 +64,11 @@ def is_elementwise(optimizer: Optimizer) -> bool:
         return False
 
 
-def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1) -> np.ndarray:
+def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, classes: Any, axis: int = 1,
+            clients: int = 0) -> np.ndarray:
     """Per client: the gradient of the mean Keras cross-entropy (see `SoftmaxRegression`) by the logits.
 
-    `logits` ``(clients, ...)`` hold the classes on `axis` (overwritten); `labels`
+    `logits` hold the clients on axis `clients` and the classes on `axis` (overwritten); `labels`
     and `classes` broadcast against them to the one-hot labels (or `labels` is
     the one-hot and `classes` is True), `denominators` (each row's real batch
     size, inf on padding rows) to the logits. The softmax subtracts each row's
@@ -85,8 +86,9 @@ def dlogits(logits: np.ndarray, labels: np.ndarray, denominators: np.ndarray, cl
         through_clip = probs / np.clip(probs, _EPS, _ONE_MINUS_EPS).sum(axis=axis, keepdims=True) - onehot
         clipped = np.where(in_range, through_clip, 0)
         clipped -= probs * clipped.sum(axis=axis, keepdims=True)
-        inside = (in_range | np.isinf(denominators)).all(axis=(1, 2))
-        through_clip = np.where(inside[:, None, None], through_clip, clipped)
+        others = tuple(a for a in range(probs.ndim) if a != clients)
+        inside = (in_range | np.isinf(denominators)).all(axis=others, keepdims=True)
+        through_clip = np.where(inside, through_clip, clipped)
     result: np.ndarray = through_clip / denominators
     return result
 
