@@ -37,11 +37,12 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import client_grams, plans, processes
+from fl_blocks.execution.columns import Columns, constant_columns
 from fl_blocks.execution.dual import by_client_rows, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
 
-__all__ = ["DUAL", "ROWS_BYTES", "chunk_and_gram", "clear", "note_seen", "warm"]
+__all__ = ["DUAL", "ROWS_BYTES", "Planned", "chunk_and_gram", "clear", "note_seen", "warm"]
 
 #: Bytes of groups' float32 rows (and their Gram matrices) kept across rounds.
 ROWS_BYTES = 64 << 20
@@ -53,10 +54,20 @@ DUAL = "auto"
 Key = Any
 
 
+class Planned(NamedTuple):
+    """A group ready for `fl_blocks.execution.dual.train_dual`: its by-client chunk, Gram matrices and,
+    for kept rows, their `constant_columns`."""
+
+    chunk: Chunk
+    grams: np.ndarray
+    columns: Optional[Columns] = None
+
+
 class _Group(NamedTuple):
     references: list[Any]
     chunk: Chunk
     grams: np.ndarray
+    columns: Optional[Columns]  # its rows' constant columns, if enough
 
 
 _GROUPS: "collections.OrderedDict[Key, _Group]" = collections.OrderedDict()
@@ -94,12 +105,12 @@ def _by_slot(group: Sequence[ClientSource], width: int) -> bool:
     return all(len(s.sizes) <= 1 or (s.plan is not None and s.plan.batch_size == width) for s in group)
 
 
-def _group_bytes(chunk: Chunk, grams: np.ndarray) -> int:
-    return chunk.x.nbytes + grams.nbytes
+def _group_bytes(chunk: Chunk, grams: np.ndarray, columns: Optional[Columns] = None) -> int:
+    return chunk.x.nbytes + grams.nbytes + (columns.nbytes if columns is not None else 0)
 
 
 def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Optional[plans.PlanFacts]],
-           key: Key, keep_rows: bool) -> Optional[tuple[Chunk, np.ndarray]]:
+           key: Key, keep_rows: bool) -> Optional[Planned]:
     """The group's chunk and Gram matrices from the clients' kept ones, computing (and keeping) only the missing.
 
     None when a client's Gram matrix is not finite, now or in an earlier round: the group is stepped,
@@ -116,13 +127,15 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
         grams = client_grams.assemble(x, width, len(chunk.steps), [s.sizes for s in group], found)
     if grams is None:
         return None
-    if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:
-        _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams)
-        _KEPT["rows"] += _group_bytes(chunk, grams)
+    columns = None
+    if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:  # worked out once, for every round
+        columns = constant_columns(x, chunk.denominators)
+        _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams, columns)
+        _KEPT["rows"] += _group_bytes(chunk, grams, columns)
     while _KEPT["rows"] > ROWS_BYTES and _GROUPS:
         gone = _GROUPS.popitem(last=False)[1]
-        _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams)
-    return chunk, grams
+        _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams, gone.columns)
+    return Planned(chunk, grams, columns)
 
 
 def _worth_it(found: Sequence[Optional[plans.PlanFacts]]) -> bool:
@@ -151,7 +164,7 @@ def warm(model: SoftmaxRegression, groups: Sequence[list[ClientSource]], keep_ro
 
 
 def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
-                   keep_rows: bool = True) -> Optional[tuple[Chunk, np.ndarray]]:
+                   keep_rows: bool = True) -> Optional[Planned]:
     """The group's by-client chunk and its Gram matrices (see `fl_blocks.execution.dual.grams_of`), or None to train it by stepping.
 
     None means its data may change between rounds, fewer than half its
@@ -168,13 +181,13 @@ def chunk_and_gram(model: SoftmaxRegression, group: list[ClientSource],
             return None
         chunk = make_chunk(model, group, by_client=True)
         grams = client_grams.group_grams(by_client_rows(chunk), slot_width(chunk), [None] * len(group))
-        return None if grams is None else (chunk, grams)
+        return None if grams is None else Planned(chunk, grams)
     clients = np.array([s.client for s in group], np.int64)  # this round's positions of the datasets
     entry = _GROUPS.get(key)
     if entry is not None:
         _GROUPS.move_to_end(key)
-        return entry.chunk._replace(clients=clients), entry.grams
+        return Planned(entry.chunk._replace(clients=clients), entry.grams, entry.columns)
     if not _worth_it(found):
         return None
     built = _build(model, group, found, key, keep_rows)
-    return None if built is None else (built[0]._replace(clients=clients), built[1])
+    return None if built is None else built._replace(chunk=built.chunk._replace(clients=clients))

@@ -28,8 +28,11 @@ read) is kept across rounds (see `fl_blocks.execution.cache`).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
+from fl_blocks.execution.columns import Columns, fill_outside_span, forward_by_columns
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
@@ -137,11 +140,13 @@ def forward(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-               learning_rate: np.float32, clip_norm: np.float32) -> tuple[np.ndarray, np.ndarray]:
+               learning_rate: np.float32, clip_norm: np.float32,
+               columns: Optional[Columns] = None) -> tuple[np.ndarray, np.ndarray]:
     """The updates ``(U X, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
     `kernel` ``(clients, dim, classes)`` and `bias` ``(clients, classes)`` are the
-    initial weights (broadcast views when every client starts from the same).
+    initial weights (broadcast views when every client starts from the same);
+    `columns`, the chunk's `constant_columns` if found.
     Returns transposed kernel updates ``(clients, classes, dim)`` and bias updates.
     """
     count, steps = len(chunk.clients), len(chunk.steps)
@@ -149,7 +154,7 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk)
     by_step = (count, steps, width)  # -> (steps, classes, clients, width): a step reduces over whole class slabs
-    logits = forward(x, kernel).reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
+    logits = (forward(x, kernel) if columns is None else forward_by_columns(columns, kernel)).reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
     logits += bias.T[:, :, None]
     onehot = chunk.labels.reshape(by_step).transpose(1, 0, 2)[:, None] == np.arange(classes)[:, None, None]
     denominators = chunk.denominators.reshape(by_step).transpose(1, 0, 2)[:, None].copy()
@@ -162,15 +167,24 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
         squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, :, here])
     biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1
-    return _by_batch_count(u, x, [active for _, active, _ in chunk.steps], width), biases
+    counts = [a for _, a, _ in chunk.steps]
+    if columns is None:
+        return _by_batch_count(u, x, counts, width), biases
+    kernels = _by_batch_count(u, x, counts, width, columns.span)
+    fill_outside_span(kernels, biases, columns)
+    return kernels, biases
 
 
-def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int) -> np.ndarray:
+def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int,
+                    span: Optional[tuple[int, int]] = None) -> np.ndarray:
     """``U X`` per client, each over its own batches' rows only: one product for the clients of each batch count
-    (``active`` per step, clients sorted by it), not over the slots they leave empty."""
+    (``active`` per step, clients sorted by it), not over the slots they leave empty. Only columns
+    ``span[0]:span[1]`` are written when `span` is given."""
+    first, end = (0, x.shape[-1]) if span is None else span
     kernels = np.empty((len(u), u.shape[1], x.shape[-1]), np.float32)
     kernels[active[0] if active else 0:] = 0
     for k, (most, fewer) in enumerate(zip(active, active[1:] + [0])):
         if most > fewer:  # clients fewer..most-1 have k + 1 batches
-            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width], out=kernels[fewer:most])
+            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width, first:end],
+                      out=kernels[fewer:most, :, first:end])
     return kernels

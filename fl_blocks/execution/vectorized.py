@@ -74,9 +74,9 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
         for g in share:
             planned = cache.chunk_and_gram(model, groups[g], keep_rows) if sgd_rate is not None else None
             if planned is not None:
-                chunk, grams = planned
+                chunk, grams, columns = planned
                 kernels[chunk.clients], biases[chunk.clients] = train_dual(
-                    chunk, grams, *initial(chunk.clients, False), sgd_rate, clip)
+                    chunk, grams, *initial(chunk.clients, False), sgd_rate, clip, columns)
             else:
                 chunk = make_chunk(model, groups[g])
                 kernel, bias = initial(chunk.clients, True)

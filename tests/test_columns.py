@@ -1,0 +1,129 @@
+"""Constant columns (e.g. EMNIST's blank border pixels) in the dual form: found over real rows only, and
+training with them split off gives what training on every column gives, and TFF's numbers on real writers."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import DATA_NPZ, TFF_REFERENCE, require
+from fl_blocks.algorithms import build_fed_avg_with_clipping
+from fl_blocks.execution import cache, dual
+from fl_blocks.execution.columns import constant_columns
+from fl_blocks.execution.layout import client_source, make_chunk
+from fl_blocks.models import ModelWeights, SoftmaxRegression
+from fl_blocks.optimizers import build_sgdm
+from fl_blocks.simulation.datasets import ClientData, pixels_to_float32
+
+
+def test_padding_rows_do_not_count_and_nan_is_never_constant():
+    x = np.zeros((2, 3, 4), np.float32)  # two clients, slots of 3 rows; client 1's last row is padding
+    x[:, :, 0] = 7.0
+    x[1, 2, 0] = 0.0  # padding (denominator inf): column 0 is still constant 7
+    x[:, :, 1] = np.arange(6, dtype=np.float32).reshape(2, 3)  # varying
+    x[:, :, 2] = np.nan
+    x[:, :, 3] = -2.0
+    x[1, 2] = 0.0
+    denominators = np.array([3, 3, 3, 2, 2, np.inf], np.float32)
+    found = constant_columns(x, denominators, least=1)
+    assert found is not None
+    assert found.values.tolist() == [7.0, 0.0, 0.0, -2.0] and found.varying.tolist() == [1, 2] and found.span == (1, 3)
+    np.testing.assert_array_equal(found.x, x[:, :, 1:3])
+    assert constant_columns(x, denominators, least=3) is None  # only two constant columns
+
+
+def test_every_column_constant_has_an_empty_span():
+    x = np.ones((1, 2, 3), np.float32)
+    found = constant_columns(x, np.ones(2, np.float32), least=1)
+    assert found is not None and found.span == (0, 0) and found.varying.size == 0 and found.x.shape == (1, 2, 0)
+
+
+def chunk_with_constant_columns(rng, sizes, batch, dim, constant, value):
+    """A by-client chunk of clients with `sizes` rows, whose columns `constant` hold `value` in every real row."""
+    model = SoftmaxRegression(dim, 3)
+    clients = []
+    for n in sizes:
+        x = rng.normal(size=(n, dim)).astype(np.float32)
+        x[:, constant] = value
+        y = rng.integers(0, 3, size=(n, 1)).astype(np.int32)
+        clients.append([(x[s:s + batch], y[s:s + batch]) for s in range(0, n, batch)])
+    group = [client_source(model, batches, i) for i, batches in enumerate(clients)]
+    return make_chunk(model, group, by_client=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(1, 13), min_size=1, max_size=5),
+    batch=st.sampled_from([1, 3, 4]),
+    constant=st.sets(st.integers(0, 7), min_size=1, max_size=8),
+    value=st.sampled_from([0.0, 1.0, -0.5, 3.0]),
+    clip=st.sampled_from([1e-2, 1.0, 1e6]),
+)
+def test_split_columns_train_as_all_columns_do(seed, sizes, batch, constant, value, clip):
+    rng = np.random.default_rng(seed)
+    constant = sorted(constant)
+    chunk = chunk_with_constant_columns(rng, sizes, batch, 8, constant, np.float32(value))
+    x = dual.by_client_rows(chunk)
+    grams = dual.grams_of(x, dual.slot_width(chunk))
+    columns = constant_columns(x, chunk.denominators, least=1)
+    assert columns is not None and not set(constant) & set(columns.varying.tolist()) and (columns.values[constant] == value).all()
+    count = len(chunk.clients)
+    kernel = rng.normal(size=(8, 3)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    args = (np.broadcast_to(kernel, (count, 8, 3)), np.broadcast_to(bias, (count, 3)), np.float32(0.3), np.float32(clip))
+    want = dual.train_dual(chunk, grams, *args)
+    got = dual.train_dual(chunk, grams, *args, columns=columns)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6 + 64 * np.finfo(np.float32).eps * float(np.abs(w).max(initial=1)))
+
+
+def test_per_client_kernels_split_as_well():
+    rng = np.random.default_rng(3)
+    chunk = chunk_with_constant_columns(rng, [9, 4, 6], 3, 8, [0, 5, 7], np.float32(1.0))
+    x = dual.by_client_rows(chunk)
+    columns = constant_columns(x, chunk.denominators, least=1)
+    kernels = rng.normal(size=(3, 8, 3)).astype(np.float32)
+    biases = rng.normal(size=(3, 3)).astype(np.float32)
+    for g, w in zip(dual.train_dual(chunk, dual.grams_of(x, 3), kernels, biases, np.float32(0.3), np.float32(1), columns),
+                    dual.train_dual(chunk, dual.grams_of(x, 3), kernels, biases, np.float32(0.3), np.float32(1))):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
+
+
+def test_tff_golden_through_kept_rows_with_their_constant_columns(monkeypatch):
+    """The seed setting's 3 TFF rounds from uint8 `ClientData` datasets: from round 2 the rows and their
+    constant columns (EMNIST's blank borders) are kept, and every weight stays within 1e-6 of TFF."""
+    with np.load(require(TFF_REFERENCE / "seed_clip_r3.npz"), allow_pickle=False) as ref:
+        ref = dict(ref)
+    config = json.loads(str(ref["config"]))
+    with np.load(require(DATA_NPZ), allow_pickle=False) as data:
+        ids, offsets = [str(c) for c in data["train_client_ids"]], data["train_offsets"]
+        pixels, labels = data["train_pixels"], data["train_labels"]
+    pixels.flags.writeable = labels.flags.writeable = False  # read-only: its rows may be kept
+    columns = collections.OrderedDict()
+    for client_id in ref["client_ids"]:
+        i = ids.index(str(client_id))
+        digits = labels[offsets[i]:offsets[i + 1]] < 10
+        columns[str(client_id)] = collections.OrderedDict(label=labels[offsets[i]:offsets[i + 1]][digits].astype(np.int32),
+                                                          pixels=pixels[offsets[i]:offsets[i + 1]][digits])
+    for leaves in columns.values():
+        for leaf in leaves.values():
+            leaf.flags.writeable = False
+    train = ClientData.from_arrays(columns, element_fn=pixels_to_float32)
+    datasets = [train.create_dataset_for_client(c).batch(config["batch"]).map(
+        lambda e: (e["pixels"].reshape(-1, 784), e["label"].reshape(-1, 1))) for c in columns]
+    process = build_fed_avg_with_clipping(
+        lambda: SoftmaxRegression(784, 10), build_sgdm(config["client_lr"]), build_sgdm(config["server_lr"]),
+        clip_norm=config["clip"], executor="vectorized")
+    state = process.set_model_weights(process.initialize(), ModelWeights([ref["w0_kernel"], ref["w0_bias"]], []))
+    for round_num in range(1, config["rounds"] + 1):
+        state, _ = process.next(state, datasets)
+        kernel, bias = process.get_model_weights(state).trainable
+        np.testing.assert_allclose(kernel, ref[f"w{round_num}_kernel"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(bias, ref[f"w{round_num}_bias"], rtol=0, atol=1e-6)
+    kept = list(cache._GROUPS.values())
+    assert kept and all(g.columns is not None and len(g.columns.varying) < 784 - 784 // 8 for g in kept)
