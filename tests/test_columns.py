@@ -31,15 +31,15 @@ def test_padding_rows_do_not_count_and_nan_is_never_constant():
     denominators = np.array([3, 3, 3, 2, 2, np.inf], np.float32)
     found = constant_columns(x, denominators, least=1)
     assert found is not None
-    assert found.values.tolist() == [7.0, 0.0, 0.0, -2.0] and found.varying.tolist() == [1, 2] and found.span == (1, 3)
+    assert found.values.tolist() == [7.0, 0.0, 0.0, -2.0] and found.varying.tolist() == [1, 2] and found.runs == ((1, 3),)
     np.testing.assert_array_equal(found.x, x[:, :, 1:3])
     assert constant_columns(x, denominators, least=3) is None  # only two constant columns
 
 
-def test_every_column_constant_has_an_empty_span():
+def test_every_column_constant_leaves_no_varying_rows():
     x = np.ones((1, 2, 3), np.float32)
     found = constant_columns(x, np.ones(2, np.float32), least=1)
-    assert found is not None and found.span == (0, 0) and found.varying.size == 0 and found.x.shape == (1, 2, 0)
+    assert found is not None and found.varying.size == 0 and found.x.shape == (1, 2, 0)
 
 
 def chunk_with_constant_columns(rng, sizes, batch, dim, constant, value):
@@ -127,3 +127,26 @@ def test_tff_golden_through_kept_rows_with_their_constant_columns(monkeypatch):
         np.testing.assert_allclose(bias, ref[f"w{round_num}_bias"], rtol=0, atol=1e-6)
     kept = list(cache._GROUPS.values())
     assert kept and all(g.columns is not None and len(g.columns.varying) < 784 - 784 // 8 for g in kept)
+
+
+def test_norms_that_cancel_are_taken_from_rows_made_again_from_the_columns(monkeypatch):
+    """Near-duplicate rows ~255 (labels 0, 1, 2) whose border columns are exactly 255: ``<G K G>`` cancels, so
+    the clip norm comes from the rows, which a chunk kept as columns makes again; clip 1e-3 is active."""
+    rng = np.random.default_rng(0)
+    x = np.float32(255) + rng.normal(scale=0.02, size=(3, 784)).astype(np.float32)
+    x[:, :200] = 255
+    model = SoftmaxRegression(784, 3)
+    group = [client_source(model, [(x, np.array([[0], [1], [2]], np.int32))], 0)]
+    chunk = make_chunk(model, group, by_client=True)
+    rows = dual.by_client_rows(chunk)
+    columns = constant_columns(rows, chunk.denominators)
+    assert columns is not None and columns.varying.tolist() == list(range(200, 784))
+    made = []
+    original = type(columns).rows
+    monkeypatch.setattr(type(columns), "rows", lambda self, a, h: made.append(a) or original(self, a, h))
+    args = (np.zeros((1, 784, 3), np.float32), np.zeros((1, 3), np.float32), np.float32(0.01), np.float32(1e-3))
+    want = dual.train_dual(chunk, dual.grams_of(rows, 3), *args)
+    got = dual.train_dual(chunk._replace(x=np.empty((0, 784), np.float32)), dual.grams_of(rows, 3), *args, columns=columns)
+    assert made == [1]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-9)

@@ -130,6 +130,8 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
     columns = None
     if keep_rows and _KEPT["rows"] + _group_bytes(chunk, grams) <= ROWS_BYTES:  # worked out once, for every round
         columns = constant_columns(x, chunk.denominators)
+        if columns is not None:  # its varying columns are all train_dual reads
+            chunk = chunk._replace(x=np.empty((0, x.shape[-1]), np.float32))
         _GROUPS[key] = _Group([f.references for f in found if f is not None], chunk, grams, columns)
         _KEPT["rows"] += _group_bytes(chunk, grams, columns)
     while _KEPT["rows"] > ROWS_BYTES and _GROUPS:

@@ -28,11 +28,11 @@ read) is kept across rounds (see `fl_blocks.execution.cache`).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from fl_blocks.execution.columns import Columns, fill_outside_span, forward_by_columns
+from fl_blocks.execution.columns import Columns, forward_by_columns, with_constant_columns
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
@@ -100,19 +100,21 @@ _ROUNDING = 2.0 ** -24
 _TRUSTED = 2.0 ** -18
 
 
-def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _squared_norms(grads: np.ndarray, gram: np.ndarray, rows: np.ndarray | Callable[[], np.ndarray]) -> np.ndarray:
     """Per client the squared global norm ``<G K G>`` of one batch's kernel and bias gradients.
 
     `grads` ``(clients, classes, width)``, `gram` its float32 ``(clients, width, width)``
-    diagonal blocks, `rows` the batch's float32 rows ``(clients, width, dim)``.
+    diagonal blocks, `rows` the batch's float32 rows ``(clients, width, dim)`` (or what makes them, when needed).
     """
     exact = grads.astype(np.float64)
     products = np.matmul(exact.transpose(0, 2, 1), exact)  # g_i . g_j of the examples' gradient columns
     flat, block = products.reshape(len(grads), 1, -1), gram.astype(np.float64).reshape(len(grads), -1, 1)
     squares: np.ndarray = np.matmul(flat, block)[:, 0, 0]
     trusted = np.matmul(np.abs(flat), np.abs(block))[:, 0, 0] <= _TRUSTED / _ROUNDING * squares  # bound <= _TRUSTED * squares
+    if not trusted.all() and callable(rows):
+        rows = rows()
     for i in () if trusted.all() else np.flatnonzero(~trusted):  # cancellation: from the rows, in float64
-        kernel = np.matmul(exact[i], rows[i].astype(np.float64))
+        kernel = np.matmul(exact[i], rows[i].astype(np.float64))  # type: ignore[index]
         squares[i] = np.vdot(kernel, kernel) + np.vdot(exact[i].sum(axis=1), exact[i].sum(axis=1))
     return squares
 
@@ -152,9 +154,10 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     count, steps = len(chunk.clients), len(chunk.steps)
     width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
-    x = by_client_rows(chunk)
+    x = by_client_rows(chunk) if columns is None else None  # (rows split into columns are not kept whole)
+    products = forward(x, kernel) if x is not None else forward_by_columns(columns, kernel)  # type: ignore[arg-type]
     by_step = (count, steps, width)  # -> (steps, classes, clients, width): a step reduces over whole class slabs
-    logits = (forward(x, kernel) if columns is None else forward_by_columns(columns, kernel)).reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
+    logits = products.reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
     logits += bias.T[:, :, None]
     onehot = chunk.labels.reshape(by_step).transpose(1, 0, 2)[:, None] == np.arange(classes)[:, None, None]
     denominators = chunk.denominators.reshape(by_step).transpose(1, 0, 2)[:, None].copy()
@@ -164,27 +167,23 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
         if k:  # what batches 0..k-1 changed: sum_j U_j K_jk
             step -= np.matmul(u[:active, :, :k * width], row_panel[:, :, :k * width].transpose(0, 2, 1)).transpose(1, 0, 2)
         grads = dlogits(step, onehot[k, :, :active], denominators[k, :, :active], True, axis=0, clients=1).transpose(1, 0, 2)
-        squares = _squared_norms(grads, row_panel[:, :, k * width:], x[:active, here])
+        rows_here = x[:active, here] if x is not None else lambda a=active, h=here: columns.rows(a, h)  # type: ignore[union-attr]
+        squares = _squared_norms(grads, row_panel[:, :, k * width:], rows_here)
         np.multiply(grads, _rates(squares, learning_rate, clip_norm)[:, None, None], out=u[:active, :, here])
     biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1
     counts = [a for _, a, _ in chunk.steps]
-    if columns is None:
+    if x is not None:
         return _by_batch_count(u, x, counts, width), biases
-    kernels = _by_batch_count(u, x, counts, width, columns.span)
-    fill_outside_span(kernels, biases, columns)
-    return kernels, biases
+    assert columns is not None
+    return with_constant_columns(_by_batch_count(u, columns.x, counts, width), biases, columns), biases
 
 
-def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int,
-                    span: Optional[tuple[int, int]] = None) -> np.ndarray:
+def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int) -> np.ndarray:
     """``U X`` per client, each over its own batches' rows only: one product for the clients of each batch count
-    (``active`` per step, clients sorted by it), not over the slots they leave empty. Only columns
-    ``span[0]:span[1]`` are written when `span` is given."""
-    first, end = (0, x.shape[-1]) if span is None else span
+    (``active`` per step, clients sorted by it), not over the slots they leave empty."""
     kernels = np.empty((len(u), u.shape[1], x.shape[-1]), np.float32)
     kernels[active[0] if active else 0:] = 0
     for k, (most, fewer) in enumerate(zip(active, active[1:] + [0])):
         if most > fewer:  # clients fewer..most-1 have k + 1 batches
-            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width, first:end],
-                      out=kernels[fewer:most, :, first:end])
+            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width], out=kernels[fewer:most])
     return kernels
