@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import DATA_NPZ, TFF_REFERENCE, require
 from fl_blocks.algorithms import build_fed_avg_with_clipping
 from fl_blocks.execution import cache, dual
-from fl_blocks.execution.columns import constant_columns
+from fl_blocks.execution.columns import client_span, constant_columns, group_span
 from fl_blocks.execution.layout import client_source, make_chunk
 from fl_blocks.models import ModelWeights, SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
@@ -150,3 +150,92 @@ def test_norms_that_cancel_are_taken_from_rows_made_again_from_the_columns(monke
     assert made == [1]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-9)
+
+
+def test_client_spans_join_where_their_outside_values_agree():
+    rows = np.ones((3, 10), np.float32)
+    rows[:, 3:7] = np.arange(12, dtype=np.float32).reshape(3, 4)
+    a = client_span(rows)
+    assert (a.first, a.end, a.before.tolist(), a.after.tolist()) == (3, 7, [1.0] * 3, [1.0] * 3)
+    blank = client_span(np.ones((2, 10), np.float32))  # no varying column: joins any span
+    assert (blank.first, blank.end) == (10, 0)
+    wider = rows.copy()
+    wider[0, 2] = 5.0
+    joined = group_span([a, blank, client_span(wider)], 10)
+    assert joined is not None and (joined.first, joined.end) == (2, 7) and joined.values.tolist() == [1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
+    other = rows.copy()
+    other[:, 0] = 0.0  # constant too, but 0 where the others hold 1
+    assert group_span([a, client_span(other)], 10) is None
+    assert group_span([client_span(np.arange(20, dtype=np.float32).reshape(2, 10))], 10) is None  # every column varies
+    narrow = np.zeros((2, 16), np.float32)
+    narrow[1, 1:15] = 1  # leaves out 2 of 16 columns, an eighth: worth it; 1 of 16 is not
+    assert group_span([client_span(narrow)], 16) is not None
+    narrow[1, 15] = 1
+    assert group_span([client_span(narrow)], 16) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sizes=st.lists(st.integers(1, 13), min_size=1, max_size=5),
+    batch=st.sampled_from([1, 3, 4]),
+    edges=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    value=st.sampled_from([0.0, 1.0, -0.5]),
+    clip=st.sampled_from([1e-2, 1.0, 1e6]),
+)
+def test_a_span_trains_as_all_columns_do(seed, sizes, batch, edges, value, clip):
+    rng = np.random.default_rng(seed)
+    constant = list(range(edges[0])) + list(range(8 - edges[1], 8))
+    chunk = chunk_with_constant_columns(rng, sizes, batch, 8, constant, np.float32(value))
+    x = dual.by_client_rows(chunk)
+    width = dual.slot_width(chunk)
+    real = np.isfinite(chunk.denominators).reshape(len(x), -1)
+    span = group_span([client_span(rows[keep]) for rows, keep in zip(x, real)], 8) if constant else None
+    if 0 < len(set(constant)) < 8 and max(sizes) > 1:  # (one-row clients vary nowhere: alone they give no span)
+        assert span is not None and span.first >= edges[0] and span.end <= 8 - edges[1]
+    count = len(chunk.clients)
+    kernel = rng.normal(size=(8, 3)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    args = (np.broadcast_to(kernel, (count, 8, 3)), np.broadcast_to(bias, (count, 3)), np.float32(0.3), np.float32(clip))
+    grams = dual.grams_of(x, width)
+    want = dual.train_dual(chunk, grams, *args)
+    got = dual.train_dual(chunk, grams, *args, span=span)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-6 + 64 * np.finfo(np.float32).eps * float(np.abs(w).max(initial=1)))
+
+
+@pytest.mark.parametrize("borders", ["same", "different"])
+def test_rows_not_kept_train_over_their_clients_spans_as_the_loop_does(monkeypatch, borders):
+    """Rows too many to keep (`ROWS_BYTES` 0): from round 2 each group reads only the span of columns its
+    clients vary in, when their blank borders agree (and every column when they do not)."""
+    from fl_blocks.algorithms import build_gradient_clipping_client_work
+    from fl_blocks.placements import AllEqual
+
+    monkeypatch.setattr(cache, "ROWS_BYTES", 0)
+    rng = np.random.default_rng(7)
+    data = collections.OrderedDict()
+    for i, n in enumerate([9, 14, 5, 20]):
+        pixels = np.full((n, 16), 255 if borders == "same" or i % 2 else 0, np.uint8)
+        pixels[:, 3:13] = rng.integers(0, 256, (n, 10), dtype=np.uint8)
+        data[f"c{i}"] = collections.OrderedDict(label=rng.integers(0, 3, n).astype(np.int32), pixels=pixels)
+        for leaf in data[f"c{i}"].values():
+            leaf.flags.writeable = False
+    train = ClientData.from_arrays(data, element_fn=pixels_to_float32)
+    datasets = [train.create_dataset_for_client(c).batch(4).map(lambda e: (e["pixels"], e["label"].reshape(-1, 1))) for c in data]
+    lists = [[(np.array(x), np.array(y)) for x, y in d] for d in datasets]
+    used = []
+    original = dual.train_dual
+    monkeypatch.setattr("fl_blocks.execution.vectorized.train_dual",
+                        lambda *a, **k: used.append(a[7] if len(a) > 7 else None) or original(*a, **k))
+    weights = AllEqual(ModelWeights([rng.normal(size=(16, 3)).astype(np.float32), np.zeros(3, np.float32)], []))
+    works = {e: build_gradient_clipping_client_work(lambda: SoftmaxRegression(16, 3), build_sgdm(0.1), 1.0, executor=e)
+             for e in ("vectorized", "loop")}
+    want = works["loop"].next((), weights, lists).result
+    for _ in range(3):
+        got = works["vectorized"].next((), weights, datasets).result
+        for i in range(len(lists)):
+            for g, w in zip(got[i].update, want[i].update):
+                np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
+    spans = [s for s in used if s is not None]
+    assert used and (spans if borders == "same" else not spans)
+    assert all((s.first, s.end) == (3, 13) and s.values.tolist() == [1.0] * 3 + [0.0] * 10 + [1.0] * 3 for s in spans)

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from fl_blocks.execution import client_grams, plans, processes
-from fl_blocks.execution.columns import Columns, constant_columns
+from fl_blocks.execution.columns import Columns, Span, constant_columns, group_span
 from fl_blocks.execution.dual import by_client_rows, slot_width
 from fl_blocks.execution.layout import Chunk, ClientSource, make_chunk
 from fl_blocks.models.softmax import SoftmaxRegression
@@ -61,6 +61,7 @@ class Planned(NamedTuple):
     chunk: Chunk
     grams: np.ndarray
     columns: Optional[Columns] = None
+    span: Optional[Span] = None  # else, where its rows vary (from its clients' kept spans)
 
 
 class _Group(NamedTuple):
@@ -137,7 +138,8 @@ def _build(model: SoftmaxRegression, group: list[ClientSource], found: list[Opti
     while _KEPT["rows"] > ROWS_BYTES and _GROUPS:
         gone = _GROUPS.popitem(last=False)[1]
         _KEPT["rows"] -= _group_bytes(gone.chunk, gone.grams, gone.columns)
-    return Planned(chunk, grams, columns)
+    spans = client_grams.spans(found) if columns is None and _by_slot(group, width) else None
+    return Planned(chunk, grams, columns, group_span(spans, x.shape[-1]) if spans else None)
 
 
 def _worth_it(found: Sequence[Optional[plans.PlanFacts]]) -> bool:

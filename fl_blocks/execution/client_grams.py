@@ -27,10 +27,12 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from fl_blocks.execution.columns import ClientSpan, client_span
 from fl_blocks.execution.dual import grams_of, own_panels, panel_span, place_panels
 from fl_blocks.execution.plans import PlanFacts
 
-__all__ = ["GRAM_BYTES", "MAX_NOT_FINITE", "MAX_SEEN", "assemble", "clear", "group_grams", "is_kept", "is_known", "kept_bytes", "note_seen", "not_finite"]
+__all__ = ["GRAM_BYTES", "MAX_NOT_FINITE", "MAX_SEEN", "assemble", "clear", "group_grams", "is_kept", "is_known", "kept_bytes",
+           "note_seen", "not_finite", "spans"]
 
 #: Bytes of clients' Gram matrices kept across rounds (3,400 EMNIST clients need about 94 MB).
 GRAM_BYTES = 384 << 20
@@ -46,10 +48,11 @@ class _Client(NamedTuple):
     references: tuple[Any, ...]
     packed: np.ndarray  # its batches' packed Gram panels (see `grams_of`), batch width `width`
     width: int
+    span: ClientSpan  # where its rows vary
 
     @property
     def nbytes(self) -> int:
-        return self.packed.nbytes
+        return self.packed.nbytes + self.span.before.nbytes + self.span.after.nbytes
 
 
 _GRAMS: "collections.OrderedDict[Key, _Client]" = collections.OrderedDict()
@@ -93,6 +96,13 @@ def is_known(key: Key) -> bool:
     return key in _GRAMS or key in _SEEN
 
 
+def spans(found: Sequence[Optional[PlanFacts]]) -> Optional[list[ClientSpan]]:
+    """The kept clients' `ClientSpan`\\ s (clients without batches left out), or None if one is not kept."""
+    keys = [f.key for f in found if f is not None]
+    kept = [_GRAMS.get(key) for key in keys]
+    return None if None in kept else [c.span for c in kept]  # type: ignore[union-attr]
+
+
 def not_finite(found: Sequence[Optional[PlanFacts]]) -> bool:
     """Whether a client's Gram matrix was found not finite in an earlier round."""
     return bool(_NOT_FINITE) and any(f is not None and f.key in _NOT_FINITE for f in found)
@@ -132,7 +142,9 @@ def assemble(x: np.ndarray, width: int, steps: int, sizes: Sequence[np.ndarray],
         if facts is None:
             continue
         if new is not None and i in slot and facts.key not in _GRAMS:  # (a client twice in a round: kept once)
-            own = _Client(facts.references, *own_panels(new[slot[i]], width, len(sizes[i]), int(sizes[i].sum())))
+            packed, own_width = own_panels(new[slot[i]], width, len(sizes[i]), int(sizes[i].sum()))
+            real = np.arange(x.shape[1]) % width < np.repeat(np.pad(sizes[i], (0, steps - len(sizes[i]))), width)
+            own = _Client(facts.references, packed, own_width, client_span(x[i][real]))
             _GRAMS[facts.key] = own
             _KEPT["bytes"] += own.nbytes
         else:

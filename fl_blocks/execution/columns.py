@@ -20,7 +20,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-__all__ = ["Columns", "constant_columns", "forward_by_columns", "with_constant_columns"]
+__all__ = ["ClientSpan", "Columns", "Span", "client_span", "constant_columns", "fill_outside", "forward_by_columns",
+           "forward_by_span", "group_span", "with_constant_columns"]
 
 
 class Columns(NamedTuple):
@@ -88,3 +89,66 @@ def with_constant_columns(varying: np.ndarray, biases: np.ndarray, columns: Colu
         kernels[:, :, first:end] = varying[:, :, at:at + end - first]
         at += end - first
     return kernels
+
+
+class ClientSpan(NamedTuple):
+    """One client's columns ``first:end`` from its first varying column to its last, and the values its rows
+    hold `before` and `after` them (``(dim, 0)`` and every column in both when none varies)."""
+
+    first: int
+    end: int
+    before: np.ndarray
+    after: np.ndarray
+
+
+class Span(NamedTuple):
+    """A group's columns ``first:end`` that the products read: every real row holds `values` (0 inside) outside them."""
+
+    first: int
+    end: int
+    values: np.ndarray
+
+
+def client_span(rows: np.ndarray) -> ClientSpan:
+    """The `ClientSpan` of one client's real rows ``(n, dim)``, n > 0."""
+    varying = np.flatnonzero((rows != rows[0]).any(axis=0) | np.isnan(rows[0]))
+    first, end = (int(varying[0]), int(varying[-1]) + 1) if len(varying) else (rows.shape[1], 0)  # none: joins any
+    return ClientSpan(first, end, rows[0, :first].copy(), rows[0, end:].copy())
+
+
+def group_span(spans: list[ClientSpan], dim: int) -> Optional[Span]:
+    """The clients' spans joined, or None when the clients' values outside it differ or it leaves out fewer
+    than an eighth of the `dim` columns."""
+    first, end = min(s.first for s in spans), max(s.end for s in spans)
+    first, end = min(first, end), max(first, end)
+    if end - first > dim - dim // 8:
+        return None
+    before, after = spans[0].before[:first], spans[0].after[len(spans[0].after) - (dim - end):]
+    for s in spans[1:]:
+        if not (np.array_equal(s.before[:first], before) and np.array_equal(s.after[len(s.after) - (dim - end):], after)):
+            return None
+    values = np.zeros(dim, np.float32)
+    values[:first], values[end:] = before, after
+    return Span(first, end, values)
+
+
+def forward_by_span(span: Span, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``X W0`` per client ``(clients, rows, classes)`` of by-client rows `x` from the columns in `span` and the
+    values outside it; `kernel` as in `forward_by_columns`."""
+    count, rows, dim = x.shape
+    first, end = span.first, span.end
+    if count > 1 and kernel.strides[0] == 0:
+        shared = kernel[0]
+        logits: np.ndarray = np.matmul(x.reshape(count * rows, dim)[:, first:end], shared[first:end]).reshape(count, rows, -1)
+        logits += np.matmul(span.values, shared)
+        return logits
+    own: np.ndarray = np.matmul(x[:, :, first:end], kernel[:, first:end])
+    own += np.matmul(span.values, kernel)[:, None, :]
+    return own
+
+
+def fill_outside(kernels: np.ndarray, biases: np.ndarray, span: Span) -> None:
+    """Writes ``c_j U 1`` into the transposed kernel updates `kernels` ``(clients, classes, dim)`` outside `span`."""
+    for part in (slice(0, span.first), slice(span.end, kernels.shape[-1])):
+        if part.start < part.stop:
+            np.einsum("ck,d->ckd", biases, span.values[part], out=kernels[:, :, part])

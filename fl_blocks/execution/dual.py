@@ -32,7 +32,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fl_blocks.execution.columns import Columns, forward_by_columns, with_constant_columns
+from fl_blocks.execution.columns import Columns, Span, fill_outside, forward_by_columns, forward_by_span, with_constant_columns
 from fl_blocks.execution.layout import Chunk
 from fl_blocks.execution.lockstep import dlogits
 
@@ -143,19 +143,22 @@ def forward(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
                learning_rate: np.float32, clip_norm: np.float32,
-               columns: Optional[Columns] = None) -> tuple[np.ndarray, np.ndarray]:
+               columns: Optional[Columns] = None, span: Optional[Span] = None) -> tuple[np.ndarray, np.ndarray]:
     """The updates ``(U X, U 1)`` of a by-client `chunk` (see `make_chunk`) trained with clipped plain SGD.
 
     `kernel` ``(clients, dim, classes)`` and `bias` ``(clients, classes)`` are the
     initial weights (broadcast views when every client starts from the same);
-    `columns`, the chunk's `constant_columns` if found.
+    `columns`, the chunk's `constant_columns` if found; else `span`, the columns its rows vary in, if known.
     Returns transposed kernel updates ``(clients, classes, dim)`` and bias updates.
     """
     count, steps = len(chunk.clients), len(chunk.steps)
     width = slot_width(chunk)
     rows, classes = steps * width, bias.shape[-1]
     x = by_client_rows(chunk) if columns is None else None  # (rows split into columns are not kept whole)
-    products = forward(x, kernel) if x is not None else forward_by_columns(columns, kernel)  # type: ignore[arg-type]
+    if x is None:
+        products = forward_by_columns(columns, kernel)  # type: ignore[arg-type]
+    else:
+        products = forward(x, kernel) if span is None else forward_by_span(span, x, kernel)
     by_step = (count, steps, width)  # -> (steps, classes, clients, width): a step reduces over whole class slabs
     logits = products.reshape(by_step + (classes,)).transpose(1, 3, 0, 2).copy()
     logits += bias.T[:, :, None]
@@ -173,17 +176,24 @@ def train_dual(chunk: Chunk, grams: np.ndarray, kernel: np.ndarray, bias: np.nda
     biases = np.matmul(u, np.ones((rows, 1), np.float32))[:, :, 0]  # U 1
     counts = [a for _, a, _ in chunk.steps]
     if x is not None:
-        return _by_batch_count(u, x, counts, width), biases
+        kernels = _by_batch_count(u, x, counts, width, (0, x.shape[-1]) if span is None else (span.first, span.end))
+        if span is not None:
+            fill_outside(kernels, biases, span)
+        return kernels, biases
     assert columns is not None
     return with_constant_columns(_by_batch_count(u, columns.x, counts, width), biases, columns), biases
 
 
-def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int) -> np.ndarray:
+def _by_batch_count(u: np.ndarray, x: np.ndarray, active: list[int], width: int,
+                    span: Optional[tuple[int, int]] = None) -> np.ndarray:
     """``U X`` per client, each over its own batches' rows only: one product for the clients of each batch count
-    (``active`` per step, clients sorted by it), not over the slots they leave empty."""
+    (``active`` per step, clients sorted by it), not over the slots they leave empty. With `span`, only
+    columns ``span[0]:span[1]`` are computed (the others are left unset)."""
+    first, end = (0, x.shape[-1]) if span is None else span
     kernels = np.empty((len(u), u.shape[1], x.shape[-1]), np.float32)
     kernels[active[0] if active else 0:] = 0
     for k, (most, fewer) in enumerate(zip(active, active[1:] + [0])):
         if most > fewer:  # clients fewer..most-1 have k + 1 batches
-            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width], out=kernels[fewer:most])
+            np.matmul(u[fewer:most, :, :(k + 1) * width], x[fewer:most, :(k + 1) * width, first:end],
+                      out=kernels[fewer:most, :, first:end])
     return kernels

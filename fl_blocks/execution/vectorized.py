@@ -74,9 +74,9 @@ def client_results(model: SoftmaxRegression, optimizer: Optimizer, clip_norm: fl
         for g in share:
             planned = cache.chunk_and_gram(model, groups[g], keep_rows) if sgd_rate is not None else None
             if planned is not None:
-                chunk, grams, columns = planned
-                kernels[chunk.clients], biases[chunk.clients] = train_dual(
-                    chunk, grams, *initial(chunk.clients, False), sgd_rate, clip, columns)
+                kernels[planned.chunk.clients], biases[planned.chunk.clients] = train_dual(
+                    planned.chunk, planned.grams, *initial(planned.chunk.clients, False), sgd_rate, clip, planned.columns, planned.span)
+                chunk = planned.chunk
             else:
                 chunk = make_chunk(model, groups[g])
                 kernel, bias = initial(chunk.clients, True)
