@@ -17,8 +17,8 @@ Entries hold the objects their keys name, so those ids stay unique.
 Kept, least recently used first out: each client's Gram matrix over its own
 batches, and whether it was seen or its Gram matrix is not finite
 (`fl_blocks.execution.client_grams`); and each group of clients trained together
-(its chunk with the float32 rows, and the group's Gram matrix), up to
-`ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing;
+(its chunk with the float32 rows, only their varying columns where enough
+are constant, and the group's Gram matrix), up to `ROWS_BYTES`, so a round that repeats the last one's groups rebuilds nothing;
 a round whose rows would not all fit keeps none (kept in part, a cycle of rounds
 would evict each group before it comes back).
 Entries and remembered plans hold their datasets' arrays alive: `clear()`

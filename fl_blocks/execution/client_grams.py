@@ -3,8 +3,9 @@
 A client is known by its plan key (see `fl_blocks.execution.plans`). Three tables:
 
 - its Gram matrix over its own batches (the packed lower block triangle of
-  `fl_blocks.execution.dual.grams_of`), least recently used first out beyond
-  `GRAM_BYTES` in all;
+  `fl_blocks.execution.dual.grams_of`) and the span of columns its rows vary in
+  (`fl_blocks.execution.columns.client_span`), least recently used first out
+  beyond `GRAM_BYTES` in all;
 - that it was seen in an earlier round (`note_seen`), so its Gram matrix pays
   off when it comes back (see `fl_blocks.execution.cache`);
 - that its Gram matrix is not finite (rows with NaN or inf, or so large that

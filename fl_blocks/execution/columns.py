@@ -2,8 +2,11 @@
 
 Such a column ``j`` with value ``c_j`` adds ``c_j W0[j]`` to every row's logits
 and ``c_j U 1`` (``c_j`` times the bias update) to column ``j`` of ``U X``, so
-the dual form's two large products need only the other columns (a contiguous
-copy, kept with the chunk's rows). In
+the dual form's two large products need only the other columns: a contiguous
+copy of them where the chunk's rows are kept (`Columns`), else a view of the
+span from the first varying column to the last that the group's clients
+agree outside of (`Span`, from each client's `ClientSpan`, kept with its Gram
+matrix). In
 the first 10 EMNIST writers 413 of the 784 pixels are blank throughout.
 Padding rows (zero) do not count: their ``U`` is zero.
 

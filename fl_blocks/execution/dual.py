@@ -18,7 +18,9 @@ cancellation of subtracting trained weights.
 A round costs two large matrix products (``X W0``, and ``U X`` over each
 client's own batches) plus small steps on ``(batch, batch)`` blocks of ``K``.
 ``K`` depends only on the data, so its lower block triangle (all the steps
-read) is kept across rounds (see `fl_blocks.execution.cache`).
+read) is kept across rounds (see `fl_blocks.execution.cache`). Columns that
+hold one value in every real row (blank borders) are left out of both
+products (see `fl_blocks.execution.columns`).
 
 >>> import numpy as np
 >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], np.float32)
