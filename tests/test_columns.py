@@ -4,14 +4,13 @@ training with them split off gives what training on every column gives, and TFF'
 from __future__ import annotations
 
 import collections
-import json
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import DATA_NPZ, TFF_REFERENCE, require
-from fl_blocks.algorithms import build_fed_avg_with_clipping
+from conftest import DATA_NPZ, require
+from test_executors import assert_tff_seed_rounds, seed_reference
 from fl_blocks.execution import cache, dual
 from fl_blocks.execution.columns import client_span, constant_columns, group_span
 from fl_blocks.execution.layout import client_source, make_chunk
@@ -94,37 +93,24 @@ def test_per_client_kernels_split_as_well():
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-6)
 
 
-def test_tff_golden_through_kept_rows_with_their_constant_columns(monkeypatch):
+def test_tff_golden_through_kept_rows_with_their_constant_columns():
     """The seed setting's 3 TFF rounds from uint8 `ClientData` datasets: from round 2 the rows and their
     constant columns (EMNIST's blank borders) are kept, and every weight stays within 1e-6 of TFF."""
-    with np.load(require(TFF_REFERENCE / "seed_clip_r3.npz"), allow_pickle=False) as ref:
-        ref = dict(ref)
-    config = json.loads(str(ref["config"]))
+    ref, config = seed_reference()
     with np.load(require(DATA_NPZ), allow_pickle=False) as data:
         ids, offsets = [str(c) for c in data["train_client_ids"]], data["train_offsets"]
         pixels, labels = data["train_pixels"], data["train_labels"]
-    pixels.flags.writeable = labels.flags.writeable = False  # read-only: its rows may be kept
     columns = collections.OrderedDict()
     for client_id in ref["client_ids"]:
         i = ids.index(str(client_id))
         digits = labels[offsets[i]:offsets[i + 1]] < 10
         columns[str(client_id)] = collections.OrderedDict(label=labels[offsets[i]:offsets[i + 1]][digits].astype(np.int32),
                                                           pixels=pixels[offsets[i]:offsets[i + 1]][digits])
-    for leaves in columns.values():
-        for leaf in leaves.values():
-            leaf.flags.writeable = False
+        for leaf in columns[str(client_id)].values():
+            leaf.flags.writeable = False  # read-only: its rows may be kept
     train = ClientData.from_arrays(columns, element_fn=pixels_to_float32)
-    datasets = [train.create_dataset_for_client(c).batch(config["batch"]).map(
-        lambda e: (e["pixels"].reshape(-1, 784), e["label"].reshape(-1, 1))) for c in columns]
-    process = build_fed_avg_with_clipping(
-        lambda: SoftmaxRegression(784, 10), build_sgdm(config["client_lr"]), build_sgdm(config["server_lr"]),
-        clip_norm=config["clip"], executor="vectorized")
-    state = process.set_model_weights(process.initialize(), ModelWeights([ref["w0_kernel"], ref["w0_bias"]], []))
-    for round_num in range(1, config["rounds"] + 1):
-        state, _ = process.next(state, datasets)
-        kernel, bias = process.get_model_weights(state).trainable
-        np.testing.assert_allclose(kernel, ref[f"w{round_num}_kernel"], rtol=0, atol=1e-6)
-        np.testing.assert_allclose(bias, ref[f"w{round_num}_bias"], rtol=0, atol=1e-6)
+    assert_tff_seed_rounds([train.create_dataset_for_client(c).batch(config["batch"]).map(
+        lambda e: (e["pixels"].reshape(-1, 784), e["label"].reshape(-1, 1))) for c in columns], "vectorized")
     kept = list(cache._GROUPS.values())
     assert kept and all(g.columns is not None and len(g.columns.varying) < 784 - 784 // 8 for g in kept)
 

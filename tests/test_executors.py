@@ -215,12 +215,16 @@ def test_vectorized_result_is_stacked_and_inputs_untouched():
         np.testing.assert_array_equal(w, b)
 
 
-@pytest.mark.parametrize("executor", ["vectorized", "loop"])
-def test_tff_golden_with_both_executors(executor):
+def seed_reference() -> tuple[dict, dict]:
+    """TFF's 3 rounds of the seed setting (shared `seed_clip_r3.npz`) and their config."""
     with np.load(require(TFF_REFERENCE / "seed_clip_r3.npz"), allow_pickle=False) as ref:
         ref = dict(ref)
-    config = json.loads(str(ref["config"]))
-    clients = emnist_client_batches(ref["client_ids"], config["batch"])
+    return ref, json.loads(str(ref["config"]))
+
+
+def assert_tff_seed_rounds(clients, executor):
+    """Every round of the seed setting on `clients` (lists or datasets) within 1e-6 of TFF's weights."""
+    ref, config = seed_reference()
     process = build_fed_avg_with_clipping(
         lambda: SoftmaxRegression(784, 10), build_sgdm(config["client_lr"]), build_sgdm(config["server_lr"]),
         clip_norm=config["clip"], executor=executor)
@@ -230,6 +234,12 @@ def test_tff_golden_with_both_executors(executor):
         kernel, bias = process.get_model_weights(state).trainable
         np.testing.assert_allclose(kernel, ref[f"w{round_num}_kernel"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(bias, ref[f"w{round_num}_bias"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("executor", ["vectorized", "loop"])
+def test_tff_golden_with_both_executors(executor):
+    ref, config = seed_reference()
+    assert_tff_seed_rounds(emnist_client_batches(ref["client_ids"], config["batch"]), executor)
 
 
 def test_dual_form_equals_loop_to_1e6_on_real_emnist_rounds():
