@@ -127,8 +127,9 @@ def group_span(spans: list[ClientSpan], dim: int) -> Optional[Span]:
     if end - first > dim - dim // 8:
         return None
     before, after = spans[0].before[:first], spans[0].after[len(spans[0].after) - (dim - end):]
+    outside = before.tobytes(), after.tobytes()  # as bytes: a -0.0 against a 0.0 gives no span
     for s in spans[1:]:
-        if not (np.array_equal(s.before[:first], before) and np.array_equal(s.after[len(s.after) - (dim - end):], after)):
+        if (s.before[:first].tobytes(), s.after[len(s.after) - (dim - end):].tobytes()) != outside:
             return None
     values = np.zeros(dim, np.float32)
     values[:first], values[end:] = before, after
