@@ -152,6 +152,10 @@ def test_client_spans_join_where_their_outside_values_agree():
     other = rows.copy()
     other[:, 0] = 0.0  # constant too, but 0 where the others hold 1
     assert group_span([a, client_span(other)], 10) is None
+    zeros, negative = np.zeros((2, 10), np.float32), np.zeros((2, 10), np.float32)
+    zeros[1, 4] = negative[1, 4] = 1
+    negative[:, 0] = -0.0  # equal to 0.0 as a value but not as bytes: conservatively, no span
+    assert group_span([client_span(zeros)] * 2, 10) is not None and group_span([client_span(zeros), client_span(negative)], 10) is None
     assert group_span([client_span(np.arange(20, dtype=np.float32).reshape(2, 10))], 10) is None  # every column varies
     narrow = np.zeros((2, 16), np.float32)
     narrow[1, 1:15] = 1  # leaves out 2 of 16 columns, an eighth: worth it; 1 of 16 is not
