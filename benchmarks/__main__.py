@@ -5,7 +5,8 @@
 Each setting runs in a fresh process (`benchmarks.round_worker`), one after
 another, so its peak RSS is its own. Prints a Markdown table: median round, the two
 untimed first rounds, rounds/s, examples/s, % of the compute floor (47 kFLOP per example at
-2 x 100 GFLOP/s), peak RSS, and the loop's median over the vectorized one.
+2 x 100 GFLOP/s), peak RSS, and the loop's median over the vectorized one,
+then what this machine does on the rounds' kinds of work (`benchmarks.machine`).
 With `--tff-python` (a TFF 0.87 venv, see ``../shared/TFF.md``) real TFF runs
 the 10-client seed setting in the same run
 (`benchmarks/tff_reference/make_clip_reference.py`); its first round is dropped.
@@ -22,6 +23,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+from benchmarks import machine
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLOOR_SECONDS_PER_EXAMPLE = 47e3 / 200e9
@@ -96,8 +99,10 @@ def main() -> None:
         for result in results:
             print(row(result, examples, loops[0] if loops else None), flush=True)
         everything += results
+    figures = machine.probe()
+    print("\n" + machine.describe(figures))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(everything, indent=1))
+        pathlib.Path(args.json).write_text(json.dumps({"rounds": everything, "machine": figures}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""What this machine does on the round's kinds of work, measured beside the rounds, so runs on different machines can be compared.
+
+    python -m benchmarks.machine
+
+The rounds' absolute times move with the machine: on a slower one both
+fl_blocks and the per-client loop slow down more than TFF does (TFF's round is
+mostly its own runtime). Three probes, medians of several runs:
+
+- ``square_gflops``: float32 ``(2048, 2048) @ (2048, 2048)`` with BLAS's default
+  threads (the compute floor assumes 2 x 100 GFLOP/s);
+- ``ten_column_gflops``: float32 ``(2048, 784) @ (784, 10)``, the shape of ``X W0``;
+- ``small_call_us``: one NumPy call on a ``(10, 10, 20)`` array (``a + a``), the
+  unit cost of a lockstep step's ~30 small calls.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+
+def _median_seconds(fn: Callable[[], object], runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def probe() -> dict[str, float]:
+    """The three figures of the module docstring."""
+    rng = np.random.default_rng(0)
+    square = rng.random((2048, 2048), dtype=np.float32)
+    rows, kernel = rng.random((2048, 784), dtype=np.float32), rng.random((784, 10), dtype=np.float32)
+    small = rng.random((10, 10, 20), dtype=np.float32)
+    return {
+        "square_gflops": 2 * 2048 ** 3 / _median_seconds(lambda: square @ square, 7) / 1e9,
+        "ten_column_gflops": 2 * 2048 * 784 * 10 / _median_seconds(lambda: rows @ kernel, 200) / 1e9,
+        "small_call_us": _median_seconds(lambda: small + small, 20000) * 1e6,
+    }
+
+
+def describe(figures: dict[str, float]) -> str:
+    return (f"This machine: float32 matrix products at {figures['square_gflops']:.0f} GFLOP/s (square) and "
+            f"{figures['ten_column_gflops']:.0f} GFLOP/s (10 columns, as X W0); a small NumPy call takes "
+            f"{figures['small_call_us']:.2f} µs.")
+
+
+if __name__ == "__main__":
+    found = probe()
+    print(json.dumps(found))
+    print(describe(found))
