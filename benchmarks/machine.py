@@ -4,11 +4,14 @@
 
 The rounds' absolute times move with the machine: on a slower one both
 fl_blocks and the per-client loop slow down more than TFF does (TFF's round is
-mostly its own runtime). Three probes, medians of several runs:
+mostly its own runtime). Four probes, medians of several runs:
 
 - ``square_gflops``: float32 ``(2048, 2048) @ (2048, 2048)`` with BLAS's default
   threads (the compute floor assumes 2 x 100 GFLOP/s);
 - ``ten_column_gflops``: float32 ``(2048, 784) @ (784, 10)``, the shape of ``X W0``;
+- ``small_product_us``: float32 ``(20, 784) @ (784, 10)``, one batch's logits in the
+  per-client loop (BLAS's fixed cost per call; per-client products in the
+  vectorized path pay it too);
 - ``small_call_us``: one NumPy call on a ``(10, 10, 20)`` array (``a + a``), the
   unit cost of a lockstep step's ~30 small calls.
 """
@@ -34,22 +37,24 @@ def _median_seconds(fn: Callable[[], object], runs: int) -> float:
 
 
 def probe() -> dict[str, float]:
-    """The three figures of the module docstring."""
+    """The four figures of the module docstring."""
     rng = np.random.default_rng(0)
     square = rng.random((2048, 2048), dtype=np.float32)
     rows, kernel = rng.random((2048, 784), dtype=np.float32), rng.random((784, 10), dtype=np.float32)
     small = rng.random((10, 10, 20), dtype=np.float32)
+    batch = rows[:20]
     return {
         "square_gflops": 2 * 2048 ** 3 / _median_seconds(lambda: square @ square, 7) / 1e9,
         "ten_column_gflops": 2 * 2048 * 784 * 10 / _median_seconds(lambda: rows @ kernel, 200) / 1e9,
+        "small_product_us": _median_seconds(lambda: batch @ kernel, 20000) * 1e6,
         "small_call_us": _median_seconds(lambda: small + small, 20000) * 1e6,
     }
 
 
 def describe(figures: dict[str, float]) -> str:
     return (f"This machine: float32 matrix products at {figures['square_gflops']:.0f} GFLOP/s (square) and "
-            f"{figures['ten_column_gflops']:.0f} GFLOP/s (10 columns, as X W0); a small NumPy call takes "
-            f"{figures['small_call_us']:.2f} µs.")
+            f"{figures['ten_column_gflops']:.0f} GFLOP/s (10 columns, as X W0); one batch's (20, 784) @ (784, 10) takes "
+            f"{figures['small_product_us']:.1f} µs and a small NumPy call {figures['small_call_us']:.2f} µs.")
 
 
 if __name__ == "__main__":
