@@ -129,12 +129,13 @@ def assemble(x: np.ndarray, width: int, steps: int, sizes: Sequence[np.ndarray],
              found: Sequence[Optional[PlanFacts]]) -> Optional[np.ndarray]:
     """A group's packed Gram matrices, each client's cut into its slot: kept ones reused, missing ones computed and kept.
 
-    `x` are the group's by-client rows, `sizes` each client's batch sizes. Slots
+    `x` are the group's by-client rows, each client's first in its slot (all its batches but the last
+    are `width` wide), `sizes` each client's batch sizes. Slots
     of clients without batches (None in `found`) hold ones (their rows are 0).
     None, with the offending clients noted, when a computed Gram matrix is not finite.
     """
     missing = [i for i, f in enumerate(found) if f is not None and f.key not in _GRAMS]
-    new = grams_of(x[missing], width) if missing else None
+    new = grams_of(x if len(missing) == len(x) else x[missing], width) if missing else None  # (all missing: no copy)
     if new is not None and not _finite_or_noted(new, [found[i] for i in missing]):
         return None
     slot = {i: j for j, i in enumerate(missing)}
@@ -143,9 +144,9 @@ def assemble(x: np.ndarray, width: int, steps: int, sizes: Sequence[np.ndarray],
         if facts is None:
             continue
         if new is not None and i in slot and facts.key not in _GRAMS:  # (a client twice in a round: kept once)
-            packed, own_width = own_panels(new[slot[i]], width, len(sizes[i]), int(sizes[i].sum()))
-            real = np.arange(x.shape[1]) % width < np.repeat(np.pad(sizes[i], (0, steps - len(sizes[i]))), width)
-            own = _Client(facts.references, packed, own_width, client_span(x[i][real]))
+            rows = int(sizes[i].sum())  # its real rows: the first of its slot
+            packed, own_width = own_panels(new[slot[i]], width, len(sizes[i]), rows)
+            own = _Client(facts.references, packed, own_width, client_span(x[i, :rows]))
             _GRAMS[facts.key] = own
             _KEPT["bytes"] += own.nbytes
         else:
