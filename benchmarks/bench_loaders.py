@@ -13,29 +13,19 @@ import argparse
 import collections
 import pathlib
 import shutil
-import statistics
 import sys
 import tempfile
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import median_seconds  # noqa: E402
 from fl_blocks.simulation.datasets import ClientData, download, emnist, leaf, pixels_to_float32  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-
-
-def median_seconds(fn: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def examples(pair: tuple[ClientData, ClientData]) -> int:
@@ -61,21 +51,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         shutil.copy(DATA / "emnist_tff_format_subset.sqlite.lzma", pathlib.Path(cache) / "emnist_all.sqlite.lzma")
-        decompress = median_seconds(lambda: download.get_compressed_file(emnist.EMNIST_URL, cache), 1)
+        decompress = median_seconds(lambda: download.get_compressed_file(emnist.EMNIST_URL, cache), 1, warm_up=False)
         path = download.get_compressed_file(emnist.EMNIST_URL, cache)
         for only_digits in (True, False):
-            seconds = median_seconds(lambda: emnist.load_data_from_sqlite(path, only_digits), args.runs)
+            seconds = median_seconds(lambda: emnist.load_data_from_sqlite(path, only_digits), args.runs, warm_up=False)
             n = examples(emnist.load_data_from_sqlite(path, only_digits))
             print(f"sqlite only_digits={only_digits}: {n} examples, load {seconds * 1e3:.1f} ms, {n / seconds:,.0f} examples/s")
     print(f"sqlite .lzma decompression (once per cache): {decompress * 1e3:.1f} ms")
-    seconds = median_seconds(lambda: leaf.load_femnist(DATA / "leaf_femnist_sample"), args.runs)
+    seconds = median_seconds(lambda: leaf.load_femnist(DATA / "leaf_femnist_sample"), args.runs, warm_up=False)
     n = examples(leaf.load_femnist(DATA / "leaf_femnist_sample"))
     print(f"LEAF JSON: {n} examples, load {seconds * 1e3:.1f} ms, {n / seconds:,.0f} examples/s")
 
     train = npz_client_data()
     batches = sum(1 for c in train.client_ids for _ in train.create_dataset_for_client(c).batch(20).map(fmt))
     seconds = median_seconds(
-        lambda: [b for c in train.client_ids for b in train.create_dataset_for_client(c).batch(20).map(fmt)], args.runs)
+        lambda: [b for c in train.client_ids for b in train.create_dataset_for_client(c).batch(20).map(fmt)], args.runs, warm_up=False)
     print(f"iterate batch(20).map(fmt), {len(train.client_ids)} writers: {batches} batches in {seconds * 1e3:.1f} ms, "
           f"{seconds / batches * 1e6:.1f} us/batch")
 

@@ -26,8 +26,10 @@ from typing import Callable
 import numpy as np
 
 
-def _median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()
+def median_seconds(fn: Callable[[], object], runs: int, warm_up: bool = True) -> float:
+    """The median of `runs` timed calls of `fn`, after one untimed call when `warm_up`."""
+    if warm_up:
+        fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -44,10 +46,10 @@ def probe() -> dict[str, float]:
     small = rng.random((10, 10, 20), dtype=np.float32)
     batch = rows[:20]
     return {
-        "square_gflops": 2 * 2048 ** 3 / _median_seconds(lambda: square @ square, 7) / 1e9,
-        "ten_column_gflops": 2 * 2048 * 784 * 10 / _median_seconds(lambda: rows @ kernel, 200) / 1e9,
-        "small_product_us": _median_seconds(lambda: batch @ kernel, 20000) * 1e6,
-        "small_call_us": _median_seconds(lambda: small + small, 20000) * 1e6,
+        "square_gflops": 2 * 2048 ** 3 / median_seconds(lambda: square @ square, 7) / 1e9,
+        "ten_column_gflops": 2 * 2048 * 784 * 10 / median_seconds(lambda: rows @ kernel, 200) / 1e9,
+        "small_product_us": median_seconds(lambda: batch @ kernel, 20000) * 1e6,
+        "small_call_us": median_seconds(lambda: small + small, 20000) * 1e6,
     }
 
 
