@@ -1,15 +1,20 @@
 """One round of the tutorial's algorithm at 10, 105 and 3,400 clients: every executor, and TFF, in one run.
 
-    python -m benchmarks [--clients 10 105 3400] [--rounds 7] [--small-rounds 50] [--tff-python ../tff-venv/bin/python]
+    python -m benchmarks [--clients 10 105 3400] [--rounds 7] [--small-rounds 50] [--repeats 3] [--tff-python ../tff-venv/bin/python]
 
 Each setting runs in a fresh process (`benchmarks.round_worker`), one after
-another, so its peak RSS is its own. Prints a Markdown table: median round, the two
-untimed first rounds, rounds/s, examples/s, % of the compute floor (47 kFLOP per example at
-2 x 100 GFLOP/s), peak RSS, and the loop's median over the vectorized one,
-then what this machine does on the rounds' kinds of work (`benchmarks.machine`).
-With `--tff-python` (a TFF 0.87 venv, see ``../shared/TFF.md``) real TFF runs
-the 10-client seed setting in the same run
-(`benchmarks/tff_reference/make_clip_reference.py`); its first round is dropped.
+another, so its peak RSS is its own; with `--repeats N` every setting runs in N
+processes, the settings of a client count taking turns in a rotated order, since
+on this machine one process's median can differ from the next one's by a third.
+Prints a Markdown table: the median of the processes' median rounds (and their
+range), the two untimed first rounds, rounds/s, examples/s, % of the compute
+floor (47 kFLOP per example at 2 x 100 GFLOP/s), peak RSS, and the loop's median
+over the setting's, then what this machine does on the rounds' kinds of work
+(`benchmarks.machine`). With `--tff-python` (a TFF 0.87 venv, see
+``../shared/TFF.md``) real TFF runs the 10-client seed setting in the same run,
+once per repeat (`benchmarks/tff_reference/make_clip_reference.py`); its first
+round is dropped, and the speed-up of each vectorized setting over TFF is given
+per repeat (the two timed back to back) and overall.
 """
 
 from __future__ import annotations
@@ -61,20 +66,44 @@ def run_tff(python: str, rounds: int) -> dict[str, object]:
             "peak_rss_mb": None, "init_seconds": init}
 
 
-def row(result: dict[str, object], examples: int, loop_median: float | None) -> str:
-    median = statistics.median(result["round_seconds"])  # type: ignore[arg-type]
+def process_medians(runs: list[dict[str, object]]) -> list[float]:
+    """Each process's median round, in seconds."""
+    return [statistics.median(run["round_seconds"]) for run in runs]  # type: ignore[arg-type]
+
+
+def row(runs: list[dict[str, object]], examples: int, loop_median: float | None) -> str:
+    """One setting's table row from its runs (one per repeat): medians over the processes' medians."""
+    result, medians = runs[0], process_medians(runs)
+    median = statistics.median(medians)
     floor = examples * FLOOR_SECONDS_PER_EXAMPLE
-    rss = result["peak_rss_mb"]
+    rss = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] is not None]
     name = str(result["executor"])
     if name == "vectorized":
-        used = result.get("processes_used", result["processes"])
+        used = max(int(r.get("processes_used", r["processes"])) for r in runs)  # type: ignore[call-overload]
         name += f", {result['processes']} proc" + ("" if used == result["processes"] else f" ({used} used)")
-    first = result.get("first_round_seconds") or []
-    cells = [str(result["clients"]), str(name), f"{median * 1e3:.2f} ms",
+    firsts: list[list[float]] = [list(r.get("first_round_seconds") or []) for r in runs]  # type: ignore[call-overload]
+    first = [statistics.median(f[i] for f in firsts) for i in range(min(len(f) for f in firsts))]
+    spread = f"{min(medians) * 1e3:.2f}-{max(medians) * 1e3:.2f} ms" if len(medians) > 1 else "-"
+    cells = [str(result["clients"]), str(name), f"{median * 1e3:.2f} ms", spread,
              " / ".join(f"{s * 1e3:.0f}" for s in first) + " ms" if first else "-", f"{1 / median:.1f}", f"{examples / median:,.0f}",
-             f"{100 * floor / median:.1f}%", "-" if rss is None else f"{rss:.0f} MB",
+             f"{100 * floor / median:.1f}%", f"{max(rss):.0f} MB" if rss else "-",  # type: ignore[type-var]
              "-" if loop_median is None else f"{loop_median / median:.2f}x"]
     return "| " + " | ".join(cells) + " |"
+
+
+def speedups_over_tff(runs: dict[tuple[str, int], list[dict[str, object]]]) -> list[str]:
+    """Lines giving each vectorized setting's speed-up over TFF, per repeat (timed back to back) and overall."""
+    tff = process_medians(runs[("TFF 0.87", 1)])
+    lines = []
+    for (executor, processes), own in runs.items():
+        if executor != "vectorized":
+            continue
+        medians = process_medians(own)
+        each = ", ".join(f"{t / m:.0f}x" for t, m in zip(tff, medians))
+        lines.append(f"At 10 clients, vectorized with {processes} proc: {statistics.median(tff) / statistics.median(medians):.0f}x "
+                     f"faster than TFF 0.87 ({statistics.median(tff) * 1e3:.0f} against {statistics.median(medians) * 1e3:.2f} ms"
+                     + (f"; per repeat {each})" if len(medians) > 1 else ")"))
+    return lines
 
 
 def main() -> None:
@@ -83,22 +112,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per setting (after two warm-up rounds)")
     parser.add_argument("--small-rounds", type=int, default=50,
                         help=f"timed rounds of settings up to {SMALL_CLIENTS} clients, which take milliseconds (TFF: --rounds)")
+    parser.add_argument("--repeats", type=int, default=1, help="processes per setting, taking turns with the other settings")
     parser.add_argument("--tff-python", help="the python of a TFF 0.87 venv, to time TFF side by side")
     parser.add_argument("--json", help="also write every round's time to this file")
     args = parser.parse_args()
-    print("| clients | executor | median round | rounds 1 / 2 | rounds/s | examples/s | % of floor | peak RSS | loop / this |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    everything = []
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    print("| clients | executor | median round | process medians | rounds 1 / 2 | rounds/s | examples/s | % of floor | peak RSS | loop / this |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    everything, tff_lines = [], []
     for clients in args.clients:
         rounds = args.small_rounds if clients <= SMALL_CLIENTS else args.rounds
-        results = [run_worker(clients, e, p, rounds) for e, p in SETTINGS if e != "loop" or clients <= LOOP_MAX_CLIENTS]
-        if args.tff_python and clients == 10:
-            results.append(run_tff(args.tff_python, args.rounds))
-        examples = int(results[0]["examples"])  # type: ignore[arg-type]
-        loops = [statistics.median(r["round_seconds"]) for r in results if r["executor"] == "loop"]  # type: ignore[arg-type]
-        for result in results:
-            print(row(result, examples, loops[0] if loops else None), flush=True)
-        everything += results
+        settings = [s for s in SETTINGS if s[0] != "loop" or clients <= LOOP_MAX_CLIENTS]
+        runs: dict[tuple[str, int], list[dict[str, object]]] = {s: [] for s in settings}
+        for repeat in range(args.repeats):
+            for executor, processes in settings[repeat % len(settings):] + settings[:repeat % len(settings)]:
+                runs[(executor, processes)].append(run_worker(clients, executor, processes, rounds))
+            if args.tff_python and clients == 10:
+                runs.setdefault(("TFF 0.87", 1), []).append(run_tff(args.tff_python, args.rounds))
+        examples = int(runs[settings[0]][0]["examples"])  # type: ignore[call-overload]
+        loops = runs.get(("loop", 1))
+        for own in runs.values():
+            print(row(own, examples, statistics.median(process_medians(loops)) if loops else None), flush=True)
+        if ("TFF 0.87", 1) in runs:
+            tff_lines = speedups_over_tff(runs)
+        everything += [dict(run, repeat=i) for own in runs.values() for i, run in enumerate(own)]
+    if tff_lines:
+        print("\n" + "\n".join(tff_lines))
     figures = machine.probe()
     print("\n" + machine.describe(figures))
     if args.json:
