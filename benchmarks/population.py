@@ -51,23 +51,26 @@ def writers() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     return ids, np.concatenate([[0], np.cumsum(counts)]), pixels, labels
 
 
-def client_data(num_clients: int) -> tuple[ClientData, list[str]]:
-    """A uint8-backed `ClientData` and the ids of the `num_clients` clients of one round."""
+def client_arrays(num_clients: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, offsets, uint8 pixels, int32 labels) of the `num_clients` clients of one round, their rows client after client."""
     ids, offsets, pixels, labels = writers()
     if num_clients <= len(ids):
-        chosen = [(c, i) for i, c in enumerate(ids[:num_clients])]
-    else:
-        draw = np.random.default_rng(RESAMPLE_SEED).choice(len(ids), size=num_clients)
-        chosen = [(f"{ids[w]}_{j}", j) for j, w in enumerate(draw)]
-        pixels = np.concatenate([pixels[offsets[w]:offsets[w + 1]] for w in draw])  # distinct rows per client
-        labels = np.concatenate([labels[offsets[w]:offsets[w + 1]] for w in draw])
-        pixels.flags.writeable = labels.flags.writeable = False
-        offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[draw])])
+        return ids[:num_clients], offsets[:num_clients + 1], pixels, labels
+    draw = np.random.default_rng(RESAMPLE_SEED).choice(len(ids), size=num_clients)
+    pixels = np.concatenate([pixels[offsets[w]:offsets[w + 1]] for w in draw])  # distinct rows per client
+    labels = np.concatenate([labels[offsets[w]:offsets[w + 1]] for w in draw])
+    pixels.flags.writeable = labels.flags.writeable = False
+    return [f"{ids[w]}_{j}" for j, w in enumerate(draw)], np.concatenate([[0], np.cumsum(np.diff(offsets)[draw])]), pixels, labels
+
+
+def client_data(num_clients: int) -> tuple[ClientData, list[str]]:
+    """A uint8-backed `ClientData` and the ids of the `num_clients` clients of one round."""
+    ids, offsets, pixels, labels = client_arrays(num_clients)
     columns = collections.OrderedDict(
-        (cid, collections.OrderedDict(label=labels[offsets[w]:offsets[w + 1]], pixels=pixels[offsets[w]:offsets[w + 1]]))
-        for cid, w in chosen
+        (cid, collections.OrderedDict(label=labels[offsets[i]:offsets[i + 1]], pixels=pixels[offsets[i]:offsets[i + 1]]))
+        for i, cid in enumerate(ids)
     )
-    return ClientData.from_arrays(columns, element_fn=pixels_to_float32), [cid for cid, _ in chosen]
+    return ClientData.from_arrays(columns, element_fn=pixels_to_float32), ids
 
 
 def datasets(num_clients: int) -> list[Any]:

@@ -1,0 +1,111 @@
+"""The least a round of the vectorized executor's design can take on this machine: its large products and the map, alone.
+
+    python -m benchmarks.floor [--clients 3400] [--passes 3]
+
+In dual form (`fl_blocks.execution.dual`) every round must, for every client
+of the round:
+
+- map its uint8 pixels to float32 with the dataset's map (`pixels_to_float32`,
+  which sees whole rows);
+- compute ``X W0``, its rows times the server kernel, over the columns its rows
+  vary in (its span, from the first varying column to the last);
+- compute ``U X``, its kernel update, over the same columns.
+
+Each of the three is timed here on its own, over the round's real rows only
+(no padding), in blocks of up to `MAX_CHUNK_ROWS` rows as the executor forms
+them, each block's ``X W0`` and ``U X`` right after its map (its rows still
+warm), with BLAS kept to one thread (threadpoolctl, from the ``test`` or
+``parallel`` extra). The sum of the three, shared perfectly over the machine's
+cores, is a lower bound on one round of this design here: it leaves out the
+lockstep steps, gathering the rows, writing the updates, and what two
+processes side by side cost each other. Prints the per-pass medians (ms of one
+core) and that bound. It holds where a round's rows are not kept between rounds
+(3,400 clients: their float32 rows would take 1.16 GB); at 10 and 105 clients
+the executor keeps each group's varying columns and maps nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from benchmarks import population
+from fl_blocks.execution.layout import MAX_CHUNK_ROWS
+from fl_blocks.simulation.datasets import pixels_to_float32
+
+#: A client's update has this many rows (classes) in ``U``.
+CLASSES = 10
+
+
+def blocks(offsets: np.ndarray, most: int) -> list[tuple[int, int]]:
+    """Client indices ``(first, end)`` grouped so that each group has at most `most` rows (or one client)."""
+    found, first = [], 0
+    for end in range(1, len(offsets)):
+        if end - 1 > first and offsets[end] - offsets[first] > most:
+            found.append((first, end - 1))
+            first = end - 1
+    return found + [(first, len(offsets) - 1)]
+
+
+def span(rows: np.ndarray) -> tuple[int, int]:
+    """Columns ``first:end`` from the first column whose values differ between `rows` to the last (``dim:0``, which
+    joins any span, if none)."""
+    varying = np.flatnonzero((rows != rows[0]).any(axis=0)) if len(rows) else np.zeros(0, np.intp)
+    return (int(varying[0]), int(varying[-1]) + 1) if len(varying) else (rows.shape[1], 0)
+
+
+def one_pass(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
+             updates: list[np.ndarray]) -> tuple[float, float, float]:
+    """Seconds of one core spent mapping, on ``X W0`` and on ``U X`` over every client of the round."""
+    mapping = forward = backward = 0.0
+    for first, end in blocks(offsets, MAX_CHUNK_ROWS):
+        a, b = int(offsets[first]), int(offsets[end])
+        start = time.perf_counter()
+        x = pixels_to_float32({"label": labels[a:b], "pixels": pixels[a:b]})["pixels"].reshape(b - a, -1)
+        mapped = time.perf_counter()
+        spans = [span(x[int(offsets[c]) - a:int(offsets[c + 1]) - a]) for c in range(first, end)]
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+        lo, hi = min(lo, hi), max(lo, hi)
+        spanned = time.perf_counter()
+        np.matmul(x[:, lo:hi], kernel[lo:hi])
+        forwarded = time.perf_counter()
+        for c in range(first, end):
+            np.matmul(updates[c], x[int(offsets[c]) - a:int(offsets[c + 1]) - a, lo:hi])
+        done = time.perf_counter()
+        mapping += mapped - start
+        forward += forwarded - spanned
+        backward += done - forwarded
+    return mapping, forward, backward
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=3400)
+    parser.add_argument("--passes", type=int, default=3, help="passes over the round's clients; medians are printed")
+    args = parser.parse_args()
+    if args.clients < 1 or args.passes < 1:
+        parser.error(f"--clients and --passes must be at least 1, got {args.clients} and {args.passes}")
+    _, offsets, pixels, labels = population.client_arrays(args.clients)
+    pixels = pixels.reshape(len(pixels), -1)
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((pixels.shape[1], CLASSES)).astype(np.float32)
+    updates = [rng.standard_normal((CLASSES, int(n))).astype(np.float32) for n in np.diff(offsets)]
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise SystemExit("benchmarks.floor needs threadpoolctl (the test or parallel extra) to keep BLAS to one thread") from None
+    with threadpool_limits(limits=1, user_api="blas"):
+        passes = [one_pass(offsets, pixels, labels, kernel, updates) for _ in range(args.passes)]
+    mapping, forward, backward = (float(np.median([p[i] for p in passes])) for i in range(3))
+    cores = os.cpu_count() or 1
+    total = mapping + forward + backward
+    print(f"{args.clients} clients, {int(offsets[-1]):,} examples, one core (medians of {args.passes} passes): "
+          f"map {mapping * 1e3:.3g} ms, X W0 {forward * 1e3:.3g} ms, U X {backward * 1e3:.3g} ms; "
+          f"{total * 1e3:.3g} ms in all, so at least {total / cores * 1e3:.3g} ms a round on {cores} cores, before any step.")
+
+
+if __name__ == "__main__":
+    main()
