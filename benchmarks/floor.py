@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from benchmarks import population
+from benchmarks.machine import one_thread
 from fl_blocks.execution.layout import MAX_CHUNK_ROWS
 from fl_blocks.simulation.datasets import pixels_to_float32
 
@@ -93,12 +94,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     kernel = rng.standard_normal((pixels.shape[1], CLASSES)).astype(np.float32)
     updates = [rng.standard_normal((CLASSES, int(n))).astype(np.float32) for n in np.diff(offsets)]
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise SystemExit("benchmarks.floor needs threadpoolctl (the test or parallel extra) to keep BLAS to one thread") from None
-    with threadpool_limits(limits=1, user_api="blas"):
-        passes = [one_pass(offsets, pixels, labels, kernel, updates) for _ in range(args.passes)]
+    passes = one_thread(lambda: [one_pass(offsets, pixels, labels, kernel, updates) for _ in range(args.passes)])
+    if passes is None:
+        raise SystemExit("benchmarks.floor needs threadpoolctl (the test or parallel extra) to keep BLAS to one thread")
     mapping, forward, backward = (float(np.median([p[i] for p in passes])) for i in range(3))
     cores = os.cpu_count() or 1
     total = mapping + forward + backward

@@ -25,9 +25,11 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Optional, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def median_seconds(fn: Callable[[], object], runs: int, warm_up: bool = True) -> float:
@@ -42,12 +44,12 @@ def median_seconds(fn: Callable[[], object], runs: int, warm_up: bool = True) ->
     return statistics.median(times)
 
 
-def one_thread(fn: Callable[[], float]) -> float:
-    """``fn()`` with BLAS kept to one thread; NaN without threadpoolctl."""
+def one_thread(fn: Callable[[], T]) -> Optional[T]:
+    """``fn()`` with BLAS kept to one thread; None without threadpoolctl (the ``test`` or ``parallel`` extra)."""
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
-        return float("nan")
+        return None
     with threadpool_limits(limits=1, user_api="blas"):
         return fn()
 
@@ -62,7 +64,8 @@ def probe() -> dict[str, float]:
     return {
         "square_gflops": 2 * 2048 ** 3 / median_seconds(lambda: square @ square, 7) / 1e9,
         "ten_column_gflops": 2 * 2048 * 784 * 10 / median_seconds(lambda: rows @ kernel, 200) / 1e9,
-        "ten_column_one_core_gflops": one_thread(lambda: 2 * 2048 * 784 * 10 / median_seconds(lambda: rows @ kernel, 200) / 1e9),
+        "ten_column_one_core_gflops": one_thread(lambda: 2 * 2048 * 784 * 10 / median_seconds(lambda: rows @ kernel, 200) / 1e9)
+        or float("nan"),
         "small_product_us": median_seconds(lambda: batch @ kernel, 20000) * 1e6,
         "small_call_us": median_seconds(lambda: small + small, 20000) * 1e6,
     }
