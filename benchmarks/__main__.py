@@ -12,9 +12,10 @@ floor (47 kFLOP per example at 2 x 100 GFLOP/s), peak RSS, and the loop's median
 over the setting's, then what this machine does on the rounds' kinds of work
 (`benchmarks.machine`). With `--tff-python` (a TFF 0.87 venv, see
 ``../shared/TFF.md``) real TFF runs the 10-client seed setting in the same run,
-once per repeat (`benchmarks/tff_reference/make_clip_reference.py`); its first
-round is dropped, and the speed-up of each vectorized setting over TFF is given
-per repeat (the two timed back to back) and overall.
+taking its turn among them in each repeat
+(`benchmarks/tff_reference/make_clip_reference.py`); its first round is dropped,
+and the speed-up of each vectorized setting over TFF is given overall and per
+repeat (the two timed in the same turn of settings).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ SETTINGS = (("loop", 1), ("vectorized", 1), ("vectorized", 2))
 LOOP_MAX_CLIENTS = 3400
 #: Settings up to this many clients run `--small-rounds` rounds: a median of 7 millisecond rounds is mostly noise here.
 SMALL_CLIENTS = 105
+#: Real TFF's seed setting, a turn of its own among the 10-client settings with `--tff-python`.
+TFF = ("TFF 0.87", 1)
 
 
 def run_worker(clients: int, executor: str, processes: int, rounds: int) -> dict[str, object]:
@@ -79,8 +82,8 @@ def row(runs: list[dict[str, object]], examples: int, loop_median: float | None)
     rss = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] is not None]
     name = str(result["executor"])
     if name == "vectorized":
-        used = max(int(r.get("processes_used", r["processes"])) for r in runs)  # type: ignore[call-overload]
-        name += f", {result['processes']} proc" + ("" if used == result["processes"] else f" ({used} used)")
+        used = sorted({int(r.get("processes_used", r["processes"])) for r in runs})  # type: ignore[call-overload]
+        name += f", {result['processes']} proc" + ("" if used == [result["processes"]] else f" ({'/'.join(map(str, used))} used)")
     firsts: list[list[float]] = [list(r.get("first_round_seconds") or []) for r in runs]  # type: ignore[call-overload]
     first = [statistics.median(f[i] for f in firsts) for i in range(min(len(f) for f in firsts))]
     spread = f"{min(medians) * 1e3:.2f}-{max(medians) * 1e3:.2f} ms" if len(medians) > 1 else "-"
@@ -92,8 +95,8 @@ def row(runs: list[dict[str, object]], examples: int, loop_median: float | None)
 
 
 def speedups_over_tff(runs: dict[tuple[str, int], list[dict[str, object]]]) -> list[str]:
-    """Lines giving each vectorized setting's speed-up over TFF, per repeat (timed back to back) and overall."""
-    tff = process_medians(runs[("TFF 0.87", 1)])
+    """Lines giving each vectorized setting's speed-up over TFF, overall and per repeat (the same turn of settings)."""
+    tff = process_medians(runs[TFF])
     lines = []
     for (executor, processes), own in runs.items():
         if executor != "vectorized":
@@ -120,23 +123,26 @@ def main() -> None:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     print("| clients | executor | median round | process medians | rounds 1 / 2 | rounds/s | examples/s | % of floor | peak RSS | loop / this |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    everything, tff_lines = [], []
+    everything: list[dict[str, object]] = []  # every run, in the order they ran
+    tff_lines: list[str] = []
     for clients in args.clients:
         rounds = args.small_rounds if clients <= SMALL_CLIENTS else args.rounds
         settings = [s for s in SETTINGS if s[0] != "loop" or clients <= LOOP_MAX_CLIENTS]
+        if args.tff_python and clients == 10:
+            settings.append(TFF)
         runs: dict[tuple[str, int], list[dict[str, object]]] = {s: [] for s in settings}
         for repeat in range(args.repeats):
             for executor, processes in settings[repeat % len(settings):] + settings[:repeat % len(settings)]:
-                runs[(executor, processes)].append(run_worker(clients, executor, processes, rounds))
-            if args.tff_python and clients == 10:
-                runs.setdefault(("TFF 0.87", 1), []).append(run_tff(args.tff_python, args.rounds))
+                run = (run_tff(args.tff_python, args.rounds) if (executor, processes) == TFF
+                       else run_worker(clients, executor, processes, rounds))
+                runs[(executor, processes)].append(dict(run, repeat=repeat, order=len(everything)))
+                everything.append(runs[(executor, processes)][-1])
         examples = int(runs[settings[0]][0]["examples"])  # type: ignore[call-overload]
         loops = runs.get(("loop", 1))
         for own in runs.values():
             print(row(own, examples, statistics.median(process_medians(loops)) if loops else None), flush=True)
-        if ("TFF 0.87", 1) in runs:
+        if TFF in runs:
             tff_lines = speedups_over_tff(runs)
-        everything += [dict(run, repeat=i) for own in runs.values() for i, run in enumerate(own)]
     if tff_lines:
         print("\n" + "\n".join(tff_lines))
     figures = machine.probe()
