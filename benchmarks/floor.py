@@ -1,6 +1,6 @@
-"""The least a round of the vectorized executor's design can take on this machine: its large products and the map, alone.
+"""The least a round of the vectorized executor's design can take on this machine: the map, its products and its steps.
 
-    python -m benchmarks.floor [--clients 3400] [--passes 3]
+    python -m benchmarks.floor [--clients 3400] [--passes 3] [--rounds 5]
 
 In dual form (`fl_blocks.execution.dual`) every round must, for every client
 of the round:
@@ -22,7 +22,10 @@ product per client (the executor makes one per batch count in a group; the
 cores, is a lower bound on one round of this design here: it leaves out the
 lockstep steps, gathering the rows, writing the updates, and what two
 processes side by side cost each other. Prints the per-pass medians (ms of one
-core) and that bound. It holds where a round's rows are not kept between rounds
+core) and that bound; then the lockstep steps as they run inside real rounds of
+the tutorial's process (each `train_dual` call less its products and the
+placing of its blank columns, medians of `--rounds` rounds after three
+warm-up rounds), and the bound with them. It holds where a round's rows are not kept between rounds
 (3,400 clients: their float32 rows would take 1.16 GB); at 10 and 105 clients
 the executor keeps each group's varying columns and maps nothing.
 """
@@ -31,14 +34,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+from typing import Any, Callable
 
 import numpy as np
 
 from benchmarks import population
 from benchmarks.machine import one_thread
+from fl_blocks.algorithms import build_fed_avg_with_clipping
+from fl_blocks.execution import dual, vectorized
 from fl_blocks.execution.columns import client_span
 from fl_blocks.execution.layout import MAX_CHUNK_ROWS
+from fl_blocks.models import SoftmaxRegression
+from fl_blocks.optimizers import build_sgdm
 from fl_blocks.simulation.datasets import pixels_to_float32
 
 #: A client's update has this many rows (classes) in ``U``.
@@ -79,13 +88,52 @@ def one_pass(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray, kernel
     return mapping, forward, backward
 
 
+#: What `train_dual` calls besides its steps: the two products and the placing of the blank columns.
+NOT_STEPS = ("forward", "forward_by_span", "forward_by_columns", "_by_batch_count", "fill_outside", "with_constant_columns")
+
+
+def step_seconds(num_clients: int, rounds: int) -> list[float]:
+    """Per round, seconds spent in the lockstep steps of the tutorial's process (one process), after three warm-up rounds."""
+    client_datasets = population.datasets(num_clients)
+    process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), 1.0)
+    state = process.initialize()
+    for _ in range(3):
+        state, _ = process.next(state, client_datasets)
+    spent = {"steps": 0.0}
+
+    def timed(fn: Callable[..., Any], sign: float) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                spent["steps"] += sign * (time.perf_counter() - start)
+        return call
+
+    patches = [(dual, name, -1.0) for name in NOT_STEPS] + [(vectorized, "train_dual", 1.0)]  # as the executor calls them
+    saved = [getattr(module, name) for module, name, _ in patches]
+    try:
+        for (module, name, sign), fn in zip(patches, saved):
+            setattr(module, name, timed(fn, sign))
+        per_round = []
+        for _ in range(rounds):
+            spent["steps"] = 0.0
+            state, _ = process.next(state, client_datasets)
+            per_round.append(spent["steps"])
+    finally:
+        for (module, name, _), fn in zip(patches, saved):
+            setattr(module, name, fn)
+    return per_round
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=3400)
     parser.add_argument("--passes", type=int, default=3, help="passes over the round's clients; medians are printed")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the process whose steps are timed")
     args = parser.parse_args()
-    if args.clients < 1 or args.passes < 1:
-        parser.error(f"--clients and --passes must be at least 1, got {args.clients} and {args.passes}")
+    if min(args.clients, args.passes, args.rounds) < 1:
+        parser.error(f"--clients, --passes and --rounds must be at least 1, got {args.clients}, {args.passes} and {args.rounds}")
     _, offsets, pixels, labels = population.client_arrays(args.clients)
     pixels = pixels.reshape(len(pixels), -1)
     rng = np.random.default_rng(0)
@@ -101,6 +149,10 @@ def main() -> None:
           f"map {mapping * 1e3:.3g} ms, X W0 {forward * 1e3:.3g} ms, U X {backward * 1e3:.3g} ms; "
           f"{total * 1e3:.3g} ms in all, so at least {total / cores * 1e3:.3g} ms a round on {cores} cores, before any step "
           "(where a round's rows are not kept, as at 3,400 clients).")
+    steps = one_thread(lambda: statistics.median(step_seconds(args.clients, args.rounds)))
+    assert steps is not None
+    print(f"The lockstep steps in real rounds: {steps * 1e3:.3g} ms of one core (median of {args.rounds} rounds); "
+          f"with them, at least {(total + steps) / cores * 1e3:.3g} ms a round on {cores} cores.")
 
 
 if __name__ == "__main__":
