@@ -3,31 +3,33 @@
     python -m benchmarks.floor [--clients 3400] [--passes 3] [--rounds 5]
 
 In dual form (`fl_blocks.execution.dual`) every round must, for every client
-of the round:
+of the round, map its uint8 pixels to float32 with the dataset's map
+(`pixels_to_float32`, which sees whole rows); compute ``X W0``, its rows times
+the server kernel, over the columns its rows vary in (its span, from the first
+varying column to the last); run its lockstep steps; and compute ``U X``, its
+kernel update, over the same columns.
 
-- map its uint8 pixels to float32 with the dataset's map (`pixels_to_float32`,
-  which sees whole rows);
-- compute ``X W0``, its rows times the server kernel, over the columns its rows
-  vary in (its span, from the first varying column to the last);
-- compute ``U X``, its kernel update, over the same columns.
+The map, ``X W0`` and ``U X`` are timed on their own, with BLAS kept to one
+thread (threadpoolctl, from the ``test`` or ``parallel`` extra):
 
-Each of the three is timed here on its own, over the round's real rows only
-(the executor's groups also hold padding rows, 8% more at 3,400 clients), in
-blocks of clients of up to `MAX_CHUNK_ROWS` rows in all, like the executor's
-groups (which sort clients by batch count first), each block's ``X W0`` and
-``U X`` right after its map (its rows still warm), with BLAS kept to one thread
-(threadpoolctl, from the ``test`` or ``parallel`` extra). ``U X`` is one
-product per client (the executor makes one per batch count in a group; the
-3,400 calls cost about 4 ms more). The sum of the three, shared perfectly over the machine's
-cores, is a lower bound on one round of this design here: it leaves out the
-lockstep steps, gathering the rows, writing the updates, and what two
-processes side by side cost each other. Prints the per-pass medians (ms of one
-core) and that bound; then the lockstep steps as they run inside real rounds of
-the tutorial's process (each `train_dual` call less its products and the
-placing of its blank columns, medians of `--rounds` rounds after three
-warm-up rounds), and the bound with them. It holds where a round's rows are not kept between rounds
-(3,400 clients: their float32 rows would take 1.16 GB); at 10 and 105 clients
-the executor keeps each group's varying columns and maps nothing.
+- over the round's real rows only (the executor's groups also hold padding
+  rows, 8% more at 3,400 clients);
+- in blocks of clients of up to `MAX_CHUNK_ROWS` rows in all, like the
+  executor's groups (which sort clients by batch count first), each block's
+  products right after its map, while its rows are warm;
+- ``U X`` as one product per client (the executor makes one per batch count in
+  a group; the 3,400 calls cost about 4 ms more).
+
+The steps are timed inside real rounds of the tutorial's process: each
+`train_dual` call less its products and the placing of its blank columns,
+medians of `--rounds` rounds after three warm-up rounds. Prints the medians
+(ms of one core) and their sum shared perfectly over the cores, without and
+with the steps: a lower bound on a round of this design here, which leaves out
+gathering the rows, bookkeeping, writing the updates, and what two processes
+side by side cost each other. It holds where a round's rows are not kept
+between rounds (3,400 clients: their float32 rows would take 1.16 GB); at 10
+and 105 clients the executor keeps each group's varying columns and maps
+nothing.
 """
 
 from __future__ import annotations
