@@ -44,12 +44,10 @@ import numpy as np
 
 from benchmarks import population
 from benchmarks.machine import one_thread
-from fl_blocks.algorithms import build_fed_avg_with_clipping
+from benchmarks.round_worker import tutorial_process
 from fl_blocks.execution import dual, vectorized
 from fl_blocks.execution.columns import client_span
 from fl_blocks.execution.layout import MAX_CHUNK_ROWS
-from fl_blocks.models import SoftmaxRegression
-from fl_blocks.optimizers import build_sgdm
 from fl_blocks.simulation.datasets import pixels_to_float32
 
 #: A client's update has this many rows (classes) in ``U``.
@@ -97,7 +95,7 @@ NOT_STEPS = ("forward", "forward_by_span", "forward_by_columns", "_by_batch_coun
 def step_seconds(num_clients: int, rounds: int) -> list[float]:
     """Per round, seconds spent in the lockstep steps of the tutorial's process (one process), after three warm-up rounds."""
     client_datasets = population.datasets(num_clients)
-    process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), 1.0)
+    process = tutorial_process()
     state = process.initialize()
     for _ in range(3):
         state, _ = process.next(state, client_datasets)

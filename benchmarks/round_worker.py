@@ -24,6 +24,13 @@ from fl_blocks.execution import vectorized
 from fl_blocks.algorithms import build_fed_avg_with_clipping
 from fl_blocks.models import SoftmaxRegression
 from fl_blocks.optimizers import build_sgdm
+from fl_blocks.templates import LearningProcess
+
+
+def tutorial_process(executor: str = "auto", processes: int = 1) -> LearningProcess:
+    """The tutorial's FedAvg with clipping: softmax 784 -> 10, client SGD 0.01 clipped at 1, server SGD 1.0."""
+    return build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), 1.0,
+                                       executor=executor, processes=processes)
 
 
 def time_rounds(num_clients: int, executor: str, processes: int, rounds: int, warmup: int) -> dict[str, object]:
@@ -37,8 +44,7 @@ def time_rounds(num_clients: int, executor: str, processes: int, rounds: int, wa
         return run_shares(work, shares)
 
     vectorized.run_shares = counting_run_shares  # records how many processes really ran
-    process = build_fed_avg_with_clipping(lambda: SoftmaxRegression(784, 10), build_sgdm(0.01), build_sgdm(1.0), 1.0,
-                                          executor=executor, processes=processes)
+    process = tutorial_process(executor, processes)
     state = process.initialize()
     seconds = []
     for _ in range(warmup + rounds):
