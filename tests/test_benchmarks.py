@@ -3,11 +3,15 @@
 Expected values are worked out by hand from the tiny inputs.
 """
 
+import os
+
 import numpy as np
 import pytest
 
 from benchmarks import __main__ as suite
-from benchmarks.floor import blocks
+from benchmarks import floor
+from benchmarks.floor import CLASSES, blocks, shares_by_rows
+from fl_blocks.execution.processes import can_fork
 
 
 def test_blocks_take_every_client_once_within_the_row_limit():
@@ -53,3 +57,33 @@ def test_repeats_below_one_are_refused(repeats, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         suite.main()
     assert "--repeats must be at least 1" in capsys.readouterr().err
+
+
+def test_shares_by_rows_cut_at_the_nearest_client_boundary():
+    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])  # 20 rows: boundaries at 0, 3, 7, 9, 18, 19, 20
+    assert shares_by_rows(offsets, 2) == [(0, 3), (3, 6)]  # 9 and 11 rows (a cut at 18 would leave 18 and 2)
+    assert shares_by_rows(offsets, 3) == [(0, 2), (2, 3), (3, 6)]  # boundaries nearest 6.7 and 13.3: 7, and 9 (4.3 off; 18 is 4.7)
+    assert shares_by_rows(offsets, 1) == [(0, 6)]
+
+
+def test_shares_by_rows_without_rows():
+    assert shares_by_rows(np.array([0, 0, 0]), 2) == [(0, 1), (1, 2)]
+
+
+@pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
+def test_at_once_times_each_share_over_its_own_rows_in_a_process_of_its_own(monkeypatch):
+    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
+    pixels = np.arange(20 * 4, dtype=np.uint8).reshape(20, 4)
+    labels, updates = np.zeros(20, np.int32), [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
+    parent = os.getpid()
+    calls = []
+
+    def fake_pass(own, rows, own_labels, kernel, own_updates, spans):  # what one share's process saw
+        calls.append(1)
+        return float(own[-1]), float(rows[0, 0]), float(os.getpid() != parent) + len(calls)
+
+    monkeypatch.setattr(floor, "one_pass", fake_pass)
+    found = floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+    # share 0: clients 0-2, 9 rows from row 0, here; share 1: clients 3-5, 11 rows from row 9, in a child.
+    # The third figure is the median over passes of (1 if forked) + calls so far in that process: 2, and 1 + 2.
+    assert found.tolist() == [[9.0, 0.0, 2.0], [11.0, 36.0, 3.0]]
