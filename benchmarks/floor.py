@@ -76,6 +76,9 @@ def block_spans(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> 
     found = []
     for first, end in blocks(offsets, MAX_CHUNK_ROWS):
         a, b = int(offsets[first]), int(offsets[end])
+        if a == b:  # (an empty share's one block)
+            found.append((0, 0))
+            continue
         x = pixels_to_float32({"label": labels[a:b], "pixels": pixels[a:b]})["pixels"].reshape(b - a, -1)
         spans = [client_span(x[int(offsets[c]) - a:int(offsets[c + 1]) - a]) for c in range(first, end) if offsets[c + 1] > offsets[c]]
         lo, hi = min((s.first for s in spans), default=0), max((s.end for s in spans), default=0)
@@ -87,8 +90,10 @@ def one_pass(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray, kernel
              updates: list[np.ndarray], spans: list[tuple[int, int]]) -> tuple[float, float, float]:
     """Seconds of one core spent mapping, on ``X W0`` and on ``U X`` over every client of the round (`spans` from `block_spans`)."""
     mapping = forward = backward = 0.0
-    for (first, end), (lo, hi) in zip(blocks(offsets, MAX_CHUNK_ROWS), spans):
+    for (first, end), (lo, hi) in zip(blocks(offsets, MAX_CHUNK_ROWS), spans, strict=True):
         a, b = int(offsets[first]), int(offsets[end])
+        if a == b:
+            continue
         start = time.perf_counter()
         x = pixels_to_float32({"label": labels[a:b], "pixels": pixels[a:b]})["pixels"].reshape(b - a, -1)
         mapped = time.perf_counter()
@@ -196,7 +201,7 @@ def main() -> None:
           f"map {mapping * 1e3:.3g} ms, X W0 {forward * 1e3:.3g} ms, U X {backward * 1e3:.3g} ms; "
           f"{total * 1e3:.3g} ms in all, so at least {total / cores * 1e3:.3g} ms a round on {cores} cores if shared perfectly, "
           "before any step (where a round's rows are not kept, as at 3,400 clients).")
-    busiest = total / cores
+    busiest = total / cores  # (one core, or no fork: the one-core sum spread over the cores)
     if cores > 1 and can_fork():
         shares = at_once(offsets, pixels, labels, kernel, updates, cores, args.passes)
         busiest = float(shares.sum(axis=1).max())
