@@ -71,7 +71,7 @@ def blocks(offsets: np.ndarray, most: int) -> list[tuple[int, int]]:
     return found + [(first, len(offsets) - 1)]
 
 
-def mapped(pixels: np.ndarray, labels: np.ndarray, a: int, b: int) -> np.ndarray:
+def map_rows(pixels: np.ndarray, labels: np.ndarray, a: int, b: int) -> np.ndarray:
     """Rows ``a:b`` through the dataset's map, as float32 ``(b - a, dim)``."""
     rows: np.ndarray = pixels_to_float32({"label": labels[a:b], "pixels": pixels[a:b]})["pixels"].reshape(b - a, -1)
     return rows
@@ -85,7 +85,7 @@ def block_spans(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> 
         if a == b:  # (an empty share's one block)
             found.append((0, 0))
             continue
-        x = mapped(pixels, labels, a, b)
+        x = map_rows(pixels, labels, a, b)
         spans = [client_span(x[int(offsets[c]) - a:int(offsets[c + 1]) - a]) for c in range(first, end) if offsets[c + 1] > offsets[c]]
         lo, hi = min((s.first for s in spans), default=0), max((s.end for s in spans), default=0)
         found.append((min(lo, hi), max(lo, hi)))  # (no client varies: none)
@@ -101,7 +101,7 @@ def one_pass(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray, kernel
         if a == b:
             continue
         start = time.perf_counter()
-        x = mapped(pixels, labels, a, b)
+        x = map_rows(pixels, labels, a, b)
         mapped = time.perf_counter()
         np.matmul(x[:, lo:hi], kernel[lo:hi])
         forwarded = time.perf_counter()
