@@ -4,6 +4,8 @@ Expected values are worked out by hand from the tiny inputs.
 """
 
 import os
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from benchmarks import __main__ as suite
 from benchmarks import floor
 from benchmarks.floor import CLASSES, blocks, shares_by_rows
 from fl_blocks.execution.processes import can_fork
+from conftest import DATA_NPZ, require
 
 
 def test_blocks_take_every_client_once_within_the_row_limit():
@@ -85,5 +88,43 @@ def test_at_once_times_each_share_over_its_own_rows_in_a_process_of_its_own(monk
     monkeypatch.setattr(floor, "one_pass", fake_pass)
     found = floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
     # share 0: clients 0-2, 9 rows from row 0, here; share 1: clients 3-5, 11 rows from row 9, in a child.
-    # The third figure is the median over passes of (1 if forked) + calls so far in that process: 2, and 1 + 2.
-    assert found.tolist() == [[9.0, 0.0, 2.0], [11.0, 36.0, 3.0]]
+    # The third figure is the median over the timed passes of (1 if forked) + calls so far in that process, the
+    # first call being the untimed warm-up: calls 2, 3, 4 give 3 here, and 1 + 3 in the child.
+    assert found.tolist() == [[9.0, 0.0, 3.0], [11.0, 36.0, 4.0]]
+
+
+@pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
+def test_at_once_starts_every_pass_in_all_shares_together(monkeypatch):
+    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
+    pixels, labels = np.zeros((20, 4), np.uint8), np.zeros(20, np.int32)
+    updates = [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
+    parent = os.getpid()
+
+    def fake_pass(*args):  # the share here is slow; the forked one would run ahead unless held back
+        start = time.monotonic()
+        if os.getpid() == parent:
+            time.sleep(0.1)
+        return start, 0.0, 0.0
+
+    monkeypatch.setattr(floor, "one_pass", fake_pass)
+    found = floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+    # Timed passes start 0.1, 0.2 and 0.3 s after the warm-up's start here; held back, the child's start with them
+    # (median 0.2 s), else right after its own warm-up (median ~0 s).
+    assert abs(found[0, 0] - found[1, 0]) < 0.05
+
+
+def test_floor_runs_from_start_to_end_on_a_few_real_clients(monkeypatch, capsys):
+    require(DATA_NPZ)
+    pytest.importorskip("threadpoolctl", reason="benchmarks.floor keeps BLAS to one thread with threadpoolctl")
+    monkeypatch.setattr(sys, "argv", ["floor", "--clients", "12", "--passes", "1", "--rounds", "1"])
+    floor.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("12 clients, ") and "one core alone" in lines[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert len(lines) == (3 if can_fork() and cores > 1 else 2)
+    bounds = [float(line.rsplit("at least ", 1)[1].split(" ms")[0]) for line in lines]
+    assert all(b > 0 for b in bounds) and bounds[-1] >= bounds[-2]  # the steps only add to the products' bound
+    if len(lines) == 3:  # the bound is the mean of the shares' printed map + X W0 + U X (each to 3 digits)
+        printed = lines[1].split("passes): ", 1)[1].split(" ms.", 1)[0]
+        sums = [sum(float(t) for t in share.split(" + ")) for share in printed.split(", ")]
+        assert len(sums) == cores and bounds[1] == pytest.approx(np.mean(sums), rel=0.02)
