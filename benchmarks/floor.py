@@ -26,8 +26,9 @@ its own with one BLAS thread, after an untimed warm-up pass, every pass started
 by all shares together. The cores slow each other (here each share took 5-24%
 longer than half the one-core time, over four runs), so the shares' times, not
 the one-core sum spread over the cores, are what a round on all cores must
-spend on them. Their mean is the bound: however the rows were cut, the busiest
-core would take at least that.
+spend on them. Their mean is the bound: cutting the rows differently moves
+work between the cores, not (beyond the blocks' spans) its total, so the
+busiest core would take at least that.
 
 The steps are timed inside real rounds of the tutorial's process: each
 `train_dual` call less its products and the placing of its blank columns,
@@ -46,6 +47,7 @@ import argparse
 import multiprocessing
 import os
 import statistics
+import threading
 import time
 from typing import Any, Callable
 
@@ -62,7 +64,7 @@ from fl_blocks.simulation.datasets import pixels_to_float32
 
 #: A client's update has this many rows (classes) in ``U``.
 CLASSES = 10
-#: How long a share waits for the others to start a pass before giving up (one died).
+#: How long a share waits for the others to start a pass before giving up (one was killed; one that fails aborts the wait).
 BARRIER_SECONDS = 600.0
 
 
@@ -140,16 +142,28 @@ def at_once(offsets: np.ndarray, pixels: np.ndarray, labels: np.ndarray, kernel:
         own = offsets[first:end + 1] - a
         parts.append((own, pixels[a:b], labels[a:b], updates[first:end], block_spans(own, pixels[a:b], labels[a:b])))
     seconds = shared_empty((count, passes, 3), np.float64)
+    failed = shared_empty((count,), np.int8)
+    failed[:] = 0
     together = multiprocessing.get_context("fork").Barrier(count) if count > 1 and can_fork() else None
 
     def work(share: list[int]) -> None:
-        for i in share:
-            own, rows, own_labels, own_updates, spans = parts[i]
-            one_pass(own, rows, own_labels, kernel, own_updates, spans)  # warm-up, not timed
-            for p in range(passes):
-                if together is not None:  # every share starts each pass at once, so all of them overlap
-                    together.wait(timeout=BARRIER_SECONDS)
-                seconds[i, p] = one_pass(own, rows, own_labels, kernel, own_updates, spans)
+        try:
+            for i in share:
+                own, rows, own_labels, own_updates, spans = parts[i]
+                one_pass(own, rows, own_labels, kernel, own_updates, spans)  # warm-up, not timed
+                for p in range(passes):
+                    if together is not None:  # every share starts each pass at once, so all of them overlap
+                        together.wait(timeout=BARRIER_SECONDS)
+                    seconds[i, p] = one_pass(own, rows, own_labels, kernel, own_updates, spans)
+        except threading.BrokenBarrierError:
+            if not failed.any():  # no share failed: one waited longer than BARRIER_SECONDS
+                raise
+            # else stop quietly: the failed share's own error is the one run_shares raises
+        except BaseException:
+            failed[share] = 1
+            if together is not None:  # the others stop waiting for this share at once
+                together.abort()
+            raise
 
     run_shares(work, [[i] for i in range(count)])
     return np.median(seconds, axis=1)

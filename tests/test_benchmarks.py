@@ -128,3 +128,23 @@ def test_floor_runs_from_start_to_end_on_a_few_real_clients(monkeypatch, capsys)
         printed = lines[1].split("passes): ", 1)[1].split(" ms.", 1)[0]
         sums = [sum(float(t) for t in share.split(" + ")) for share in printed.split(", ")]
         assert len(sums) == cores and bounds[1] == pytest.approx(np.mean(sums), rel=0.02)
+
+
+@pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
+def test_a_failing_share_stops_the_others_waiting(monkeypatch):
+    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
+    pixels, labels = np.zeros((20, 4), np.uint8), np.zeros(20, np.int32)
+    updates = [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
+    parent = os.getpid()
+
+    def fake_pass(*args):  # the forked share fails in its warm-up; the share here would wait at the barrier
+        if os.getpid() != parent:
+            raise RuntimeError("share failed")
+        return 0.0, 0.0, 0.0
+
+    monkeypatch.setattr(floor, "one_pass", fake_pass)
+    monkeypatch.setattr(floor, "BARRIER_SECONDS", 60.0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="share failed"):  # the failing share's own error, not the barrier's
+        floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+    assert time.monotonic() - start < 10  # aborted, not timed out
