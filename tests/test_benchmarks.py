@@ -73,11 +73,19 @@ def test_shares_by_rows_without_rows():
     assert shares_by_rows(np.array([0, 0, 0]), 2) == [(0, 1), (1, 2)]
 
 
+#: Six clients of 3, 4, 2, 9, 1 and 1 rows: `shares_by_rows` cuts them into clients 0-2 (9 rows) and 3-5 (11).
+OFFSETS = np.cumsum([0, 3, 4, 2, 9, 1, 1])
+
+
+def _at_once_of_two(pixels=None):
+    """`floor.at_once` over the six clients of `OFFSETS` in two shares, three passes (`one_pass` faked by the test)."""
+    pixels = np.zeros((20, 4), np.uint8) if pixels is None else pixels
+    updates = [np.ones((CLASSES, n), np.float32) for n in np.diff(OFFSETS)]
+    return floor.at_once(OFFSETS, pixels, np.zeros(20, np.int32), np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+
+
 @pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
 def test_at_once_times_each_share_over_its_own_rows_in_a_process_of_its_own(monkeypatch):
-    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
-    pixels = np.arange(20 * 4, dtype=np.uint8).reshape(20, 4)
-    labels, updates = np.zeros(20, np.int32), [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
     parent = os.getpid()
     calls = []
 
@@ -86,7 +94,7 @@ def test_at_once_times_each_share_over_its_own_rows_in_a_process_of_its_own(monk
         return float(own[-1]), float(rows[0, 0]), float(os.getpid() != parent) + len(calls)
 
     monkeypatch.setattr(floor, "one_pass", fake_pass)
-    found = floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+    found = _at_once_of_two(np.arange(20 * 4, dtype=np.uint8).reshape(20, 4))
     # share 0: clients 0-2, 9 rows from row 0, here; share 1: clients 3-5, 11 rows from row 9, in a child.
     # The third figure is the median over the timed passes of (1 if forked) + calls so far in that process, the
     # first call being the untimed warm-up: calls 2, 3, 4 give 3 here, and 1 + 3 in the child.
@@ -95,9 +103,6 @@ def test_at_once_times_each_share_over_its_own_rows_in_a_process_of_its_own(monk
 
 @pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
 def test_at_once_starts_every_pass_in_all_shares_together(monkeypatch):
-    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
-    pixels, labels = np.zeros((20, 4), np.uint8), np.zeros(20, np.int32)
-    updates = [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
     parent = os.getpid()
 
     def fake_pass(*args):  # the share here is slow; the forked one would run ahead unless held back
@@ -107,7 +112,7 @@ def test_at_once_starts_every_pass_in_all_shares_together(monkeypatch):
         return start, 0.0, 0.0
 
     monkeypatch.setattr(floor, "one_pass", fake_pass)
-    found = floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+    found = _at_once_of_two()
     # Timed passes start 0.1, 0.2 and 0.3 s after the warm-up's start here; held back, the child's start with them
     # (median 0.2 s), else right after its own warm-up (median ~0 s).
     assert abs(found[0, 0] - found[1, 0]) < 0.05
@@ -147,9 +152,6 @@ def test_floor_bounds_a_round_by_the_mean_share_plus_the_steps_shared_out(monkey
 
 @pytest.mark.skipif(not can_fork(), reason="at_once forks a process per share")
 def test_a_failing_share_stops_the_others_waiting(monkeypatch):
-    offsets = np.cumsum([0, 3, 4, 2, 9, 1, 1])
-    pixels, labels = np.zeros((20, 4), np.uint8), np.zeros(20, np.int32)
-    updates = [np.ones((CLASSES, n), np.float32) for n in np.diff(offsets)]
     parent = os.getpid()
 
     def fake_pass(*args):  # the forked share fails in its warm-up; the share here would wait at the barrier
@@ -161,5 +163,5 @@ def test_a_failing_share_stops_the_others_waiting(monkeypatch):
     monkeypatch.setattr(floor, "BARRIER_SECONDS", 60.0)
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="share failed"):  # the failing share's own error, not the barrier's
-        floor.at_once(offsets, pixels, labels, np.zeros((4, CLASSES), np.float32), updates, 2, passes=3)
+        _at_once_of_two()
     assert time.monotonic() - start < 10  # aborted, not timed out
