@@ -9,7 +9,7 @@ the server kernel, over the columns its rows vary in (its span, from the first
 varying column to the last); run its lockstep steps; and compute ``U X``, its
 kernel update, over the same columns.
 
-The map, ``X W0`` and ``U X`` are timed on their own, with BLAS kept to one
+The map, ``X W0`` and ``U X`` are timed on their own, after an untimed warm-up pass, with BLAS kept to one
 thread (threadpoolctl, from the ``test`` or ``parallel`` extra):
 
 - over the round's real rows only (the executor's groups also hold padding
@@ -24,7 +24,7 @@ The same three are then timed with every core busy at once: the clients cut
 into one share of about equal rows per core, each share in a forked process of
 its own with one BLAS thread, after an untimed warm-up pass, every pass started
 by all shares together. The cores slow each other (here the mean share took
-5-22% longer than half the one-core time, over four runs), so the shares'
+24-37% longer than half the one-core time, over three runs), so the shares'
 times, not the one-core sum spread over the cores, are what a round on all
 cores must spend on them. Their mean is the bound: it estimates the least the
 busiest core could take with this work perfectly rebalanced (a different cut
@@ -222,7 +222,7 @@ def main() -> None:
     kernel = rng.standard_normal((pixels.shape[1], CLASSES)).astype(np.float32)
     updates = [rng.standard_normal((CLASSES, int(n))).astype(np.float32) for n in np.diff(offsets)]
     spans = block_spans(offsets, pixels, labels)
-    passes = one_thread(lambda: [one_pass(offsets, pixels, labels, kernel, updates, spans) for _ in range(args.passes)])
+    passes = one_thread(lambda: [one_pass(offsets, pixels, labels, kernel, updates, spans) for _ in range(args.passes + 1)][1:])  # after a warm-up
     if passes is None:
         raise SystemExit("benchmarks.floor needs threadpoolctl (the test or parallel extra) to keep BLAS to one thread")
     mapping, forward, backward = (float(np.median([p[i] for p in passes])) for i in range(3))
