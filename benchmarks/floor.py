@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import threading
 import time
@@ -59,7 +58,7 @@ from benchmarks.round_worker import tutorial_process
 from fl_blocks.execution import dual, vectorized
 from fl_blocks.execution.columns import client_span
 from fl_blocks.execution.layout import MAX_CHUNK_ROWS
-from fl_blocks.execution.processes import can_fork, run_shares, shared_empty
+from fl_blocks.execution.processes import can_fork, run_shares, shared_empty, usable_cores
 from fl_blocks.simulation.datasets import pixels_to_float32
 
 #: A client's update has this many rows (classes) in ``U``.
@@ -226,7 +225,7 @@ def main() -> None:
     if passes is None:
         raise SystemExit("benchmarks.floor needs threadpoolctl (the test or parallel extra) to keep BLAS to one thread")
     mapping, forward, backward = (float(np.median([p[i] for p in passes])) for i in range(3))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     total = mapping + forward + backward
     print(f"{args.clients} clients, {int(offsets[-1]):,} examples, one core alone (medians of {args.passes} passes): "
           f"map {mapping * 1e3:.3g} ms, X W0 {forward * 1e3:.3g} ms, U X {backward * 1e3:.3g} ms; "

@@ -13,7 +13,7 @@ import pytest
 from benchmarks import __main__ as suite
 from benchmarks import floor
 from benchmarks.floor import CLASSES, blocks, shares_by_rows
-from fl_blocks.execution.processes import can_fork
+from fl_blocks.execution.processes import can_fork, usable_cores
 from conftest import DATA_NPZ, require
 
 
@@ -125,7 +125,7 @@ def test_floor_runs_from_start_to_end_on_a_few_real_clients(monkeypatch, capsys)
     floor.main()
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("12 clients, ") and "one core alone" in lines[0]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     assert len(lines) == (3 if can_fork() and cores > 1 else 2)
     assert all(_bound(line) > 0 for line in lines)
 
@@ -141,7 +141,7 @@ def test_floor_bounds_a_round_by_the_mean_share_plus_the_steps_shared_out(monkey
     pytest.importorskip("threadpoolctl", reason="benchmarks.floor keeps BLAS to one thread with threadpoolctl")
     shares = np.array([[0.010, 0.020, 0.030], [0.050, 0.060, 0.070]])  # 60 and 180 ms: mean 120, busiest 180
     monkeypatch.setattr(floor, "at_once", lambda *args: shares)
-    monkeypatch.setattr(floor.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # two cores
+    monkeypatch.setattr(floor, "usable_cores", lambda: 2)
     monkeypatch.setattr(floor, "step_seconds", lambda clients, rounds: [0.030, 0.040, 0.050])  # median 40 ms
     monkeypatch.setattr(sys, "argv", ["floor", "--clients", "3", "--passes", "1", "--rounds", "3"])
     floor.main()

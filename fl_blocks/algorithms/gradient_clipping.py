@@ -19,7 +19,6 @@ Client work, per client, exactly as in TFF's *Composing Learning Algorithms*::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -28,6 +27,7 @@ import numpy as np
 from fl_blocks.aggregators.mean import MeanFactory
 from fl_blocks.execution.batches import iterate_batches
 from fl_blocks.execution.lockstep import is_elementwise
+from fl_blocks.execution.processes import usable_cores
 from fl_blocks.execution.vectorized import client_results
 from fl_blocks.models.model import Model
 from fl_blocks.models.model_weights import ModelWeights
@@ -101,7 +101,7 @@ def _executor(executor: str, model: Model, optimizer: Optimizer) -> str:
 
 def _processes(processes: Optional[int]) -> int:
     if processes is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive int or None (one per CPU), got {processes!r}")
     return processes

@@ -35,10 +35,15 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-__all__ = ["can_fork", "shared_empty", "release_shared", "run_shares", "balanced_shares"]
+__all__ = ["can_fork", "shared_empty", "release_shared", "run_shares", "balanced_shares", "usable_cores"]
 
 T = TypeVar("T")
 _REBUILT: dict[str, type[Exception]] = {"ValueError": ValueError, "TypeError": TypeError, "KeyError": KeyError}
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def can_fork() -> bool:
